@@ -1,0 +1,26 @@
+# sr-deploy: the two commands are `make demo` and `make test` (see README.md).
+PY ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+TORCH_CPU := torch==2.13.0
+
+.PHONY: test lint venv demo bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	# The CPU torch wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(VPY) -m pip install -q $(TORCH_CPU)
+	$(VPY) -m pip install -q -e '.[train,export,ort,trt-rtx,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(VPY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check sr_train sr_export sr_runtime benchmarks tests scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

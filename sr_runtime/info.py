@@ -1,0 +1,141 @@
+"""ModelInfo: what a deployed model file says about itself, readable without torch.
+
+sr-export writes it into the ONNX ``metadata_props`` (one key per field, values JSON-encoded, keys prefixed
+``sr.``) and into the JSON sidecar of a TensorRT engine; sr-run reads it back so that the scale, channels and
+safe tile padding never have to be guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sr_runtime.errors import ModelFileError
+
+PREFIX = "sr."
+"""Prefix of our keys in ONNX ``metadata_props``."""
+
+Dtype = Literal["float32", "float16"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Metadata of an exported super-resolution model.
+
+    The network maps ``(N, in_channels, H, W)`` in ``value_range`` to ``(N, out_channels, H*scale, W*scale)``,
+    RGB channel order.
+    """
+
+    arch: str
+    """Architecture id, equal to the official class name (``RRDBNet``, ``SRVGGNetCompact``)."""
+    scale: int
+    """Upscaling factor of the network."""
+    in_channels: int = 3
+    """Input channels (3 = RGB)."""
+    out_channels: int = 3
+    """Output channels."""
+    hparams: dict[str, Any] = field(default_factory=dict)
+    """Every constructor hyperparameter of the architecture."""
+    receptive_radius: int = 0
+    """Input pixels of context needed so that tiled output equals whole-image output."""
+    size_multiple: int = 1
+    """Input height and width must be multiples of this (4 for RRDBNet scale 1, 2 for scale 2)."""
+    value_range: tuple[float, float] = (0.0, 1.0)
+    """Range of input and output values."""
+    io_dtype: Dtype = "float32"
+    """Element type of the input and output tensors."""
+    precision: Dtype = "float32"
+    """Element type of the weights and compute."""
+    input_name: str = "input"
+    """Name of the input tensor."""
+    output_name: str = "output"
+    """Name of the output tensor."""
+    source_sha256: str = ""
+    """sha256 of the source checkpoint."""
+    dni: dict[str, Any] | None = None
+    """DNI blend: ``{"sources": [sha_a, sha_b], "names": [...], "weight": w}`` or None."""
+    version: str = ""
+    """sr-deploy version that exported the file."""
+    exporter: str = ""
+    """Which torch exporter made the ONNX (``dynamo`` or ``torchscript``)."""
+    opset: int = 0
+    """ONNX opset."""
+    name: str = ""
+    """A short model name (defaults to the checkpoint's stem)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else (profile, built_for, notes); kept as-is."""
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-compatible dict of every field."""
+        d = dataclasses.asdict(self)
+        d["value_range"] = list(self.value_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str | Path | None = None) -> ModelInfo:
+        """Build from :meth:`to_dict` output; unknown keys go to ``extra``.
+
+        Raises:
+            ModelFileError: required fields are missing or of the wrong type.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = dict(known.pop("extra", {}) or {})
+        extra.update({k: v for k, v in d.items() if k not in names})
+        for required in ("arch", "scale"):
+            if required not in known:
+                raise ModelFileError(
+                    f"model metadata lacks '{required}'",
+                    "Re-export the model with sr-export so that it carries sr-deploy metadata.",
+                    source,
+                )
+        try:
+            if "value_range" in known:
+                known["value_range"] = tuple(float(x) for x in known["value_range"])
+            for k in ("scale", "in_channels", "out_channels", "receptive_radius", "size_multiple", "opset"):
+                if k in known:
+                    known[k] = int(known[k])
+            return cls(**known, extra=extra)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"bad model metadata ({exc})", "Re-export the model with sr-export.", source) from None
+
+    def to_metadata_props(self) -> dict[str, str]:
+        """Return ``{"sr.<field>": json}`` for ONNX ``metadata_props``."""
+        return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in self.to_dict().items()}
+
+    @classmethod
+    def from_metadata_props(cls, props: dict[str, str], source: str | Path | None = None) -> ModelInfo:
+        """Inverse of :meth:`to_metadata_props`; keys without our prefix are ignored.
+
+        Raises:
+            ModelFileError: the file carries no sr-deploy metadata or it is malformed.
+        """
+        d: dict[str, Any] = {}
+        for k, v in props.items():
+            if not k.startswith(PREFIX):
+                continue
+            try:
+                d[k[len(PREFIX):]] = json.loads(v)
+            except json.JSONDecodeError:
+                raise ModelFileError(
+                    f"metadata key '{k}' is not valid JSON", "Re-export the model with sr-export.", source
+                ) from None
+        if not d:
+            raise ModelFileError(
+                "the model carries no sr-deploy metadata (scale, channels, padding)",
+                "Export it with 'sr-export CHECKPOINT.pth' so that sr-run knows its scale.",
+                source,
+            )
+        return cls.from_dict(d, source)
+
+    def to_json(self) -> str:
+        """Return the info as indented JSON (the TensorRT sidecar's ``model`` entry)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def replace(self, **changes: Any) -> ModelInfo:
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
