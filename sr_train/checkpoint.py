@@ -82,7 +82,7 @@ def _read_raw(path: Path) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+        if "GLOBAL" in text or "Unsupported global" in text or "Unsupported class" in text:
             raise ModelFileError(
                 "refused: the file holds pickled Python objects, not plain tensors (it could run code)",
                 "Use a weights-only checkpoint; re-save it from trusted code as a state dict or .safetensors.",

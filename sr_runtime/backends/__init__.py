@@ -1,0 +1,95 @@
+"""Backends: ``open_backend(path, backend)`` picks one by file suffix and request, importing only that one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from sr_runtime.backends.base import MODEL_SUFFIXES_TORCH, Backend
+from sr_runtime.errors import ModelFileError, SrError
+
+BackendName = Literal["auto", "ort", "ort-cuda", "trt"]
+BACKENDS: tuple[str, ...] = ("auto", "ort", "ort-cuda", "trt")
+"""Accepted ``backend`` values (the CLI's ``--backend`` choices)."""
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+"""Serialized TensorRT engines (each with a JSON sidecar written by sr-export)."""
+
+__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Backend", "BackendName", "open_backend"]
+
+
+def open_backend(
+    path: str | Path,
+    backend: BackendName = "auto",
+    threads: int | None = None,
+    fp16: bool = False,
+    *,
+    tile: int = 256,
+    tile_pad: int = 10,
+    batch: int = 1,
+    cache_dir: str | Path | None = None,
+) -> Backend:
+    """Open an exported model with the requested backend.
+
+    ``auto``: a ``.engine``/``.plan`` runs on TensorRT; an ``.onnx`` on ONNX Runtime with CUDA when the
+    installed onnxruntime can use a GPU, else on the CPU. ``ort``: ONNX Runtime on the CPU. ``ort-cuda``:
+    ONNX Runtime's CUDA provider (an error if it is unavailable). ``trt``: a TensorRT engine; given an
+    ``.onnx`` the engine is built on first use into a cache (see ``sr_runtime.trt_build``) for tiles of
+    ``tile`` + 2 x ``tile_pad`` pixels and up to ``batch`` tiles per call.
+
+    Args:
+        path: ``.onnx`` or ``.engine``/``.plan`` file written by sr-export.
+        backend: one of :data:`BACKENDS`.
+        threads: CPU threads for ONNX Runtime (None: its default).
+        fp16: build/run fp16 where the backend decides precision (TensorRT); an fp16 ONNX file is fp16 anyway.
+        tile, tile_pad, batch: the shape profile of an engine built from an ``.onnx`` (``trt`` only).
+        cache_dir: engine cache folder (``trt`` only; None: the default cache).
+
+    Raises:
+        ModelFileError: missing/corrupt file, a training checkpoint, or an unknown suffix.
+        MissingExtraError: the backend's package is not installed.
+        SrError: an unknown backend name or a GPU provider that is not available.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if backend not in BACKENDS:
+        raise SrError(f"unknown backend '{backend}'", f"Use one of: {', '.join(BACKENDS)}.")
+    if suffix in MODEL_SUFFIXES_TORCH:
+        from sr_runtime.backends.ort import export_first_error
+
+        raise export_first_error(p)
+    if not p.is_file():
+        raise ModelFileError("model file not found", "Check the path given to --model.", p)
+    if suffix in ENGINE_SUFFIXES:
+        if backend in ("ort", "ort-cuda"):
+            raise SrError(f"--backend {backend} runs .onnx files, this is a TensorRT engine",
+                          "Use --backend trt (or auto), or pass the .onnx model.", p)
+        from sr_runtime.backends.trt import TrtBackend
+
+        return TrtBackend(p)
+    if suffix != ".onnx":
+        raise ModelFileError(f"unknown model file type '{suffix or '(none)'}'",
+                             "sr-run runs .onnx models and .engine/.plan TensorRT engines from sr-export.", p)
+    if backend == "trt":
+        from sr_runtime.backends.ort import read_onnx_info
+        from sr_runtime.backends.trt import TrtBackend
+        from sr_runtime.trt_build import ShapeProfile, cached_engine
+
+        info = read_onnx_info(p)
+        profile = ShapeProfile.from_tile(tile, tile_pad, batch, info.in_channels, info.size_multiple)
+        engine = cached_engine(p, profile, flavor="auto", cache_dir=cache_dir)
+        return TrtBackend(engine)
+
+    from sr_runtime.backends.ort import OrtBackend, available_providers
+
+    if backend == "ort":
+        return OrtBackend(p, "cpu", threads)
+    if backend == "ort-cuda":
+        return OrtBackend(p, "cuda", threads, fp16)
+    if "CUDAExecutionProvider" in available_providers():
+        try:
+            return OrtBackend(p, "cuda", threads, fp16)
+        except ModelFileError:
+            raise
+        except SrError:
+            pass  # the GPU build without a usable GPU: auto means the CPU is fine
+    return OrtBackend(p, "cpu", threads)

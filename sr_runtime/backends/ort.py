@@ -1,0 +1,247 @@
+"""ONNX Runtime backend: CPU, CUDA or TensorRT execution provider, with an honest provider check.
+
+``onnxruntime`` is imported when an :class:`OrtBackend` is created, never at module import.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sr_runtime.backends.base import MODEL_SUFFIXES_TORCH, check_batch, is_oom_message
+from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
+from sr_runtime.info import ModelInfo
+
+Device = Literal["cpu", "cuda", "tensorrt"]
+
+_PROVIDERS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+_GPU_HINT = (
+    "Install the GPU build with CUDA: pip uninstall onnxruntime; pip install 'sr-deploy[ort-gpu]' "
+    "(never together with [ort]), or use --backend ort for the CPU."
+)
+
+
+def export_first_error(path: str | Path) -> ModelFileError:
+    """The error for a training checkpoint given where an exported model is expected."""
+    p = Path(path)
+    return ModelFileError(f"sr-run runs exported models; run 'sr-export {p.name}' first", "", p)
+
+
+# --------------------------------------------------------------------------- metadata without onnxruntime
+def _varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(buf: memoryview | bytes) -> list[tuple[int, int, Any]]:
+    """Top-level protobuf fields as (number, wire type, value); length-delimited values are memoryviews."""
+    out: list[tuple[int, int, Any]] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        tag, pos = _varint(buf, pos)
+        num, wt = tag >> 3, tag & 7
+        if num == 0:
+            raise ValueError("field number 0")
+        if wt == 0:
+            val, pos = _varint(buf, pos)
+        elif wt == 1:
+            val, pos = None, pos + 8
+        elif wt == 5:
+            val, pos = None, pos + 4
+        elif wt == 2:
+            n, pos = _varint(buf, pos)
+            if pos + n > end:
+                raise ValueError("truncated field")
+            val, pos = buf[pos:pos + n], pos + n
+        else:
+            raise ValueError(f"unsupported wire type {wt}")
+        if pos > end:
+            raise ValueError("truncated field")
+        out.append((num, wt, val))
+    return out
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """Read ``ModelProto.metadata_props`` (field 14) with a minimal protobuf walk: no onnx, no onnxruntime.
+
+    Raises:
+        ModelFileError: missing file, a training checkpoint, or bytes that are not an ONNX model.
+    """
+    p = Path(path)
+    if p.suffix.lower() in MODEL_SUFFIXES_TORCH:
+        raise export_first_error(p)
+    if not p.is_file():
+        raise ModelFileError("model file not found", "Check the path given to --model.", p)
+    try:
+        with open(p, "rb") as fh:
+            if p.stat().st_size == 0:
+                raise ValueError("empty file")
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    fields = _fields(view)
+                    props: dict[str, str] = {}
+                    has_graph = False
+                    for num, wt, val in fields:
+                        if num == 7 and wt == 2:
+                            has_graph = True
+                        if num == 14 and wt == 2:
+                            kv = {n: bytes(v).decode("utf-8") for n, w, v in _fields(val) if w == 2}
+                            props[kv.get(1, "")] = kv.get(2, "")
+                    del fields, val
+                finally:
+                    view.release()
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise ModelFileError(
+            f"not a readable ONNX model ({exc})",
+            "Re-export it with sr-export; a training checkpoint must be exported first.",
+            p,
+        ) from None
+    if not has_graph:
+        raise ModelFileError("not an ONNX model (no graph)", "Re-export it with sr-export.", p)
+    return props
+
+
+def read_onnx_info(path: str | Path) -> ModelInfo:
+    """ModelInfo stored in an ONNX file by sr-export (see :func:`read_onnx_metadata`)."""
+    return ModelInfo.from_metadata_props(read_onnx_metadata(path), path)
+
+
+def _import_ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingExtraError("onnxruntime", "ort", "running ONNX models") from None
+    return ort
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime's available execution providers ([] when onnxruntime is not installed)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+class OrtBackend:
+    """An ONNX model run by ONNX Runtime.
+
+    Args:
+        path: the ``.onnx`` file written by sr-export (carries :class:`ModelInfo` in its metadata).
+        device: ``cpu``, ``cuda`` (CUDA EP) or ``tensorrt`` (TensorRT EP, CUDA as fallback for unsupported
+            nodes). A GPU device that ONNX Runtime cannot use is an error, never a silent CPU run.
+        threads: intra-op threads (None: ONNX Runtime's default, all cores).
+        fp16: with ``device="tensorrt"`` let the TensorRT EP build fp16 kernels; otherwise the file's own
+            precision (``info.precision``) decides and this flag is ignored.
+
+    Raises:
+        ModelFileError: missing, corrupt or non-ONNX file, a training checkpoint, or no sr-deploy metadata.
+        MissingExtraError: onnxruntime is not installed.
+        SrError: the requested GPU execution provider is unavailable.
+    """
+
+    def __init__(self, path: str | Path, device: Device = "cpu", threads: int | None = None,
+                 fp16: bool = False) -> None:
+        self.path = Path(path)
+        if device not in _PROVIDERS:
+            raise SrError(f"unknown ONNX Runtime device '{device}'", "Use cpu, cuda or tensorrt.")
+        self.info: ModelInfo = read_onnx_info(self.path)
+        ort = _import_ort()
+        wanted = _PROVIDERS[device]
+        avail = ort.get_available_providers()
+        if device != "cpu" and wanted[0] not in avail:
+            raise SrError(
+                f"{wanted[0]} is not available in this onnxruntime (available: {', '.join(avail)})",
+                _GPU_HINT, self.path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        providers: list[Any] = [p for p in wanted if p in avail]
+        if device == "tensorrt" and fp16:
+            providers[0] = ("TensorrtExecutionProvider", {"trt_fp16_enable": True})
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind classes
+            text = " ".join(str(exc).split())
+            if is_oom_message(text):
+                raise OutOfMemory("out of memory while loading the model", "Free memory or use --backend ort.",
+                                  self.path) from None
+            raise ModelFileError(f"ONNX Runtime cannot load the model ({text[:300]})",
+                                 "Re-export it with sr-export.", self.path) from None
+        got = self._session.get_providers()
+        if device != "cpu" and (not got or got[0] != wanted[0]):
+            self._session = None
+            raise SrError(
+                f"asked for {wanted[0]} but ONNX Runtime runs {', '.join(got) or 'nothing'}",
+                _GPU_HINT, self.path)
+        self.provider: str = got[0]
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        names_in = [i.name for i in inputs]
+        names_out = [o.name for o in outputs]
+        self._in = self.info.input_name if self.info.input_name in names_in else names_in[0]
+        self._out = self.info.output_name if self.info.output_name in names_out else names_out[0]
+        in_type = next(i.type for i in inputs if i.name == self._in)
+        self._io_dtype = np.float16 if "float16" in in_type else np.float32
+        self._lock = threading.Lock()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run a float32 ``(N, C, h, w)`` RGB batch in [0, 1]; returns a new float32
+        ``(N, C_out, h*scale, w*scale)`` array.
+
+        Raises:
+            OutOfMemory: ONNX Runtime failed to allocate memory.
+            SrError: the backend is closed, the batch has a bad shape, or inference failed.
+        """
+        if self._session is None:
+            raise SrError("the backend is closed", "", self.path)
+        x = check_batch(batch, self.info, str(self.path))
+        if self._io_dtype is not np.float32:
+            x = x.astype(self._io_dtype)
+        try:
+            # InferenceSession.run is thread-safe, but one run at a time keeps peak memory at one batch.
+            with self._lock:
+                (y,) = self._session.run([self._out], {self._in: x})
+        except MemoryError:
+            raise OutOfMemory(f"out of memory running a {'x'.join(map(str, x.shape))} batch",
+                              "Use a smaller --tile or --batch.", self.path) from None
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind classes
+            text = " ".join(str(exc).split())
+            if is_oom_message(text):
+                raise OutOfMemory(f"out of memory running a {'x'.join(map(str, x.shape))} batch",
+                                  "Use a smaller --tile or --batch.", self.path) from None
+            raise SrError(f"ONNX Runtime failed ({text[:300]})", "Re-run with --debug.", self.path) from None
+        return np.asarray(y, dtype=np.float32) if y.dtype != np.float32 else y
+
+    def close(self) -> None:
+        """Release the session."""
+        self._session = None
+
+    def __enter__(self) -> OrtBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OrtBackend({str(self.path)!r}, provider={self.provider!r}, arch={self.info.arch}, x{self.info.scale})"

@@ -1,0 +1,47 @@
+"""Packaging: the runtime core and the [ort] extra never pull torch; console scripts exist."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg() -> configparser.ConfigParser:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def _reqs(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_runtime_install_has_no_torch():
+    cfg = _cfg()
+    core = _reqs(cfg["options"]["install_requires"])
+    ort = _reqs(cfg["options.extras_require"]["ort"])
+    assert not [r for r in core + ort if r.lower().startswith("torch")]
+    assert {r.split(">")[0].split("=")[0] for r in core} == {"numpy", "opencv-python-headless", "click", "tqdm"}
+
+
+def test_ort_and_ort_gpu_are_separate_extras():
+    extras = _cfg()["options.extras_require"]
+    for name in ("ort", "ort-gpu", "trt", "trt-rtx", "train", "export", "dev"):
+        assert name in extras
+    assert not any("onnxruntime-gpu" in r for r in _reqs(extras["ort"]))
+    assert not any(r.startswith("onnxruntime>") for r in _reqs(extras["ort-gpu"]))
+
+
+def test_console_scripts():
+    scripts = _cfg()["options.entry_points"]["console_scripts"]
+    for name in ("sr-train = sr_train.cli:main", "sr-export = sr_export.cli:main", "sr-run = sr_runtime.cli:main"):
+        assert name in scripts
+
+
+def test_pyproject_holds_only_build_system_and_tools():
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(data) <= {"build-system", "tool"}
