@@ -24,3 +24,15 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# `make demo`: its own runtime-only environment (numpy, OpenCV, onnxruntime; no torch), then the shipped model
+# upscales the bundled held-out photo into demo/. build/ is git-ignored and removed by `make clean`.
+DEMO_VENV ?= build/venv-demo
+$(DEMO_VENV)/.installed: setup.cfg pyproject.toml
+	$(PY) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install -q -e '.[ort]'
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python scripts/demo.py --out demo

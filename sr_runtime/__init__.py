@@ -22,4 +22,18 @@ __all__ = [
     "ModelFileError",
     "ModelInfo",
     "SrError",
+    "Upscaler",
+    "open_model",
+    "upscale",
 ]
+
+_LAZY = {"Upscaler", "open_model", "upscale"}
+"""Names from sr_runtime.api, imported on first access (it pulls in OpenCV)."""
+
+
+def __getattr__(name: str):  # PEP 562: keep `import sr_runtime` light
+    if name in _LAZY:
+        from sr_runtime import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sr_runtime' has no attribute {name!r}")

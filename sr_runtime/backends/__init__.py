@@ -75,7 +75,10 @@ def open_backend(
         from sr_runtime.trt_build import ShapeProfile, cached_engine
 
         info = read_onnx_info(p)
-        profile = ShapeProfile.from_tile(tile, tile_pad, batch, info.in_channels, info.size_multiple)
+        m = max(1, info.size_multiple)
+        # the tiler's window: tile rounded down and pad rounded up to the size multiple (sr_runtime.tiling)
+        t, pad = max(m, tile // m * m), -(-tile_pad // m) * m
+        profile = ShapeProfile.from_tile(t, pad, batch, info.in_channels, m)
         engine = cached_engine(p, profile, flavor="auto", cache_dir=cache_dir)
         return TrtBackend(engine)
 

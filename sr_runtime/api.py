@@ -1,0 +1,307 @@
+"""Python API mirroring upstream ``RealESRGANer``: ``Upscaler(model).enhance(img) -> (img, mode)``.
+
+Thread safety: :meth:`Upscaler.enhance` keeps no per-call state on the object and the backends serialize
+their ``run`` calls, so one ``Upscaler`` may be shared by several threads (the calls then take turns on the
+engine). The CLI calls it from its main thread only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from sr_runtime.backends import BackendName, open_backend
+from sr_runtime.backends.base import Backend
+from sr_runtime.errors import ImageError, ModelFileError, SrError
+from sr_runtime.image import Mode, image_mode, read_image
+from sr_runtime.info import ModelInfo
+from sr_runtime.memory import auto_tile, default_budget, parse_memory
+from sr_runtime.tiling import MIN_TILE, ModelFn, run_tiled
+
+AlphaUpsampler = Literal["model", "realesrgan", "bicubic", "lanczos"]
+ALPHA_UPSAMPLERS: tuple[str, ...] = ("model", "realesrgan", "bicubic", "lanczos")
+"""``realesrgan`` is upstream's name for ``model`` (the alpha plane goes through the network)."""
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
+"""The shipped default model (package data)."""
+
+_GRAY = (np.float32(0.299), np.float32(0.587), np.float32(0.114))  # cv2 RGB2GRAY weights
+
+
+def default_model_path() -> Path:
+    """The shipped default model.
+
+    Raises:
+        ModelFileError: no default model is shipped in this installation.
+    """
+    if not DEFAULT_MODEL.is_file():
+        raise ModelFileError(
+            "no default model is shipped yet",
+            "Pass --model PATH to an .onnx or .engine file exported with sr-export.",
+        )
+    return DEFAULT_MODEL
+
+
+def _fp32_sibling(path: Path) -> Path | None:
+    """``x_fp16.onnx`` / ``x.fp16.onnx`` / ``x-fp16.onnx`` -> ``x.onnx`` if it exists."""
+    stem = path.stem
+    for tag in ("_fp16", ".fp16", "-fp16"):
+        if stem.endswith(tag):
+            cand = path.with_name(stem[: -len(tag)] + path.suffix)
+            if cand.is_file():
+                return cand
+    return None
+
+
+class Upscaler:
+    """Upscale OpenCV images with an exported model, tiled, batched and torch-free.
+
+    Args:
+        model_path: an ``.onnx`` or ``.engine`` file from sr-export, an open :class:`Backend`, or None for the
+            shipped default model.
+        tile: core tile size in input pixels, ``0`` for the whole image, or ``"auto"`` (the largest tile
+            whose estimated memory fits ``max_memory``).
+        tile_pad: context around each tile; tiled output equals whole-image output when it is at least the
+            model's ``receptive_radius`` (see ``info``).
+        pre_pad: reflect padding at the bottom/right, cropped afterwards (upstream semantics).
+        batch: tiles per backend call.
+        backend: ``auto``, ``ort``, ``ort-cuda`` or ``trt`` (see :func:`sr_runtime.backends.open_backend`).
+        threads: CPU threads for ONNX Runtime.
+        fp16: build fp16 TensorRT engines (an fp16 ONNX file is fp16 regardless).
+        max_memory: budget for ``tile="auto"`` in bytes or as text (``"4G"``); default a quarter of the RAM.
+        fp32_model: an fp32 model (path or open Backend) used to redo tiles whose reduced-precision output
+            is NaN/Inf; default ``x.onnx`` next to ``x_fp16.onnx``.
+        notify: where one-time messages go (fp32 redo, smaller tile, format notes); default the logger.
+
+    Raises:
+        ModelFileError, MissingExtraError, SrError: see :func:`open_backend`.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | Backend | None = None,
+        tile: int | Literal["auto"] = 0,
+        tile_pad: int = 10,
+        pre_pad: int = 10,
+        *,
+        batch: int = 1,
+        backend: BackendName = "auto",
+        threads: int | None = None,
+        fp16: bool = False,
+        max_memory: int | str | None = None,
+        fp32_model: str | Path | Backend | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        if tile != "auto" and (not isinstance(tile, int) or tile < 0):
+            raise SrError(f"bad tile '{tile}'", "Use a tile size in pixels, 0 for no tiling, or 'auto'.")
+        if tile_pad < 0 or pre_pad < 0 or batch < 1:
+            raise SrError("tile_pad and pre_pad must be >= 0 and batch >= 1")
+        self.tile, self.tile_pad, self.pre_pad, self.batch = tile, int(tile_pad), int(pre_pad), int(batch)
+        self.notify = notify
+        self.max_memory = parse_memory(max_memory) if isinstance(max_memory, str) else max_memory
+        if isinstance(model_path, (str, Path)) or model_path is None:
+            self.model_path: Path | None = Path(model_path) if model_path is not None else default_model_path()
+            profile_tile = tile if isinstance(tile, int) and tile > 0 else 256
+            self.backend: Backend = open_backend(self.model_path, backend, threads, fp16,
+                                                 tile=profile_tile, tile_pad=self.tile_pad, batch=self.batch)
+        else:
+            self.model_path, self.backend = None, model_path
+        self.info: ModelInfo = self.backend.info
+        self.scale: int = self.info.scale
+        self._backend_name, self._threads = backend, threads
+        self._reduced = (self.info.precision == "float16" or self.info.io_dtype == "float16"
+                         or bool(getattr(self.backend, "fp16", False)) or (fp16 and backend == "trt"))
+        self._fallback: Backend | None = None
+        self._fp32_model: Path | None = None
+        if isinstance(fp32_model, (str, Path)):
+            self._fp32_model = Path(fp32_model)
+        elif fp32_model is not None:
+            self._fallback = fp32_model
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ backends
+    @property
+    def provider(self) -> str:
+        """What runs the model (e.g. ``CPUExecutionProvider``)."""
+        return self.backend.provider
+
+    def _fallback_fn(self) -> ModelFn | None:
+        """A callable that opens an fp32 backend on first use, or None when there is none."""
+        if not self._reduced:
+            return None
+        if self._fallback is not None:
+            return self._fallback.run
+        path = self._fp32_model
+        if path is None and self.model_path is not None:
+            if self.model_path.suffix.lower() == ".onnx" and self.info.precision == "float32" \
+                    and self.info.io_dtype == "float32":
+                path = self.model_path  # an fp16 engine built from this fp32 ONNX
+            else:
+                path = _fp32_sibling(self.model_path)
+        if path is None:
+            return None
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with self._lock:
+                if self._fallback is None:
+                    name = "ort" if self._backend_name == "trt" and path.suffix == ".onnx" else self._backend_name
+                    self._fallback = open_backend(path, name, self._threads, False)  # type: ignore[arg-type]
+            return self._fallback.run(x)
+
+        return run
+
+    def close(self) -> None:
+        """Release the backend(s)."""
+        self.backend.close()
+        if self._fallback is not None:
+            self._fallback.close()
+
+    def __enter__(self) -> Upscaler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ inference
+    def _engine_limits(self) -> tuple[int | None, int]:
+        """(largest tile, largest batch) an engine's shape profile allows; (None, batch) without a profile."""
+        mx = getattr(getattr(self.backend, "profile", None), "max", None)
+        if not mx:
+            return None, self.batch
+        m = max(1, self.info.size_multiple)
+        max_tile = (min(int(mx[2]), int(mx[3])) - 2 * (-(-self.tile_pad // m) * m)) // m * m
+        if max_tile < m:
+            raise SrError(f"the engine takes tiles up to {mx[2]}x{mx[3]}, too small for --tile-pad {self.tile_pad}",
+                          "Lower --tile-pad or rebuild the engine for larger tiles.")
+        return max_tile, max(1, min(self.batch, int(mx[0])))
+
+    def _tile_for(self, h: int, w: int, max_tile: int | None, batch: int) -> int:
+        if self.tile != "auto":
+            tile = int(self.tile)
+            if max_tile is not None and (tile == 0 or tile > max_tile):
+                if self.notify is not None and tile:
+                    self.notify(f"the engine's profile limits the tile to {max_tile}")
+                tile = max_tile
+            return tile
+        dev_free = getattr(self.backend, "free_memory", None)
+        budget = self.max_memory or default_budget(dev_free() if callable(dev_free) else None)
+        return auto_tile(self.info, h + self.pre_pad, w + self.pre_pad, pad=self.tile_pad, batch=batch,
+                         budget=budget, min_tile=MIN_TILE, max_tile=max_tile)
+
+    def plan(self, h: int, w: int) -> tuple[int, int]:
+        """The ``(tile, batch)`` used for an ``h`` x ``w`` image (``tile`` 0: whole image)."""
+        max_tile, batch = self._engine_limits()
+        return self._tile_for(h, w, max_tile, batch), batch
+
+    def _run(self, img: np.ndarray, fn: ModelFn, fallback: ModelFn | None, out: np.ndarray, tile: int,
+             batch: int, progress: Callable[[int, int], None] | None) -> None:
+        run_tiled(img, fn, scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch,
+                  pre_pad=self.pre_pad, size_multiple=self.info.size_multiple, fallback=fallback,
+                  pad_to_tile=bool(getattr(self.backend, "static_shape", False)), progress=progress,
+                  notify=self.notify, out=out)
+
+    def enhance(
+        self,
+        img: np.ndarray,
+        outscale: float | None = None,
+        alpha_upsampler: AlphaUpsampler = "realesrgan",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[np.ndarray, Mode]:
+        """Upscale one OpenCV image.
+
+        Args:
+            img: ``(H, W)`` gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8 or
+                uint16 (the dtype decides the range, never the values).
+            outscale: final scale; when it differs from the model's, the output is resized with Lanczos.
+            alpha_upsampler: ``model`` (alias ``realesrgan``: the alpha plane goes through the network as a
+                gray image), ``bicubic`` or ``lanczos`` (cv2.resize).
+            progress: ``progress(done_tiles, total_tiles)`` for the color pass.
+
+        Returns:
+            ``(output, mode)``: same layout and dtype as the input, ``H*outscale x W*outscale`` (``mode`` is
+            ``L``, ``LA``, ``RGB`` or ``RGBA``).
+
+        Raises:
+            ImageError: unsupported dtype or shape, or an unknown alpha upsampler.
+            OutOfMemory, SrError: from the backend and tiler.
+        """
+        if alpha_upsampler not in ALPHA_UPSAMPLERS:
+            raise ImageError(f"unknown alpha upsampler '{alpha_upsampler}'",
+                             f"Use one of: {', '.join(ALPHA_UPSAMPLERS)}.")
+        if img.dtype not in (np.uint8, np.uint16):
+            raise ImageError(f"unsupported pixel type {img.dtype}", "Pass a uint8 or uint16 OpenCV image.")
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]
+        mode = image_mode(img)
+        if self.info.in_channels != 3 or self.info.out_channels != 3:
+            raise SrError(f"the model maps {self.info.in_channels} to {self.info.out_channels} channels",
+                          "sr-run upscales RGB models (3 in, 3 out).")
+        h, w = img.shape[:2]
+        s = self.scale
+        tile, batch = self.plan(h, w)
+        fn: ModelFn = self.backend.run
+        fallback = self._fallback_fn()
+
+        def gray(f: ModelFn | None) -> ModelFn | None:
+            if f is None:
+                return None
+
+            def g(x: np.ndarray) -> np.ndarray:
+                # clamp then RGB -> gray in float, as upstream does before quantising
+                y = np.clip(f(x), 0.0, 1.0)
+                return (_GRAY[0] * y[:, 0:1] + _GRAY[1] * y[:, 1:2] + _GRAY[2] * y[:, 2:3]).astype(np.float32)
+
+            return g
+
+        def as_rgb(plane: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(plane[..., None], plane.shape + (3,))
+
+        out = np.empty((h * s, w * s) + (() if mode == "L" else (img.shape[2],)), img.dtype)
+        if mode == "RGB":
+            self._run(img[..., ::-1], fn, fallback, out[..., ::-1], tile, batch, progress)
+        elif mode == "RGBA":
+            self._run(img[..., 2::-1], fn, fallback, out[..., 2::-1], tile, batch, progress)
+        elif mode == "L":
+            self._run(as_rgb(img), gray(fn), gray(fallback), out[..., None], tile, batch, progress)
+        else:  # LA
+            self._run(as_rgb(img[..., 0]), gray(fn), gray(fallback), out[..., 0:1], tile, batch, progress)
+        if mode in ("RGBA", "LA"):
+            alpha = img[..., -1]
+            if alpha_upsampler in ("model", "realesrgan"):
+                self._run(as_rgb(alpha), gray(fn), gray(fallback), out[..., -1:], tile, batch, None)
+            else:
+                interp = cv2.INTER_CUBIC if alpha_upsampler == "bicubic" else cv2.INTER_LANCZOS4
+                out[..., -1] = cv2.resize(np.ascontiguousarray(alpha), (w * s, h * s), interpolation=interp)
+        if outscale is not None and float(outscale) != float(s):
+            if outscale <= 0:
+                raise SrError(f"bad outscale {outscale}", "Use a positive scale.")
+            size = (max(1, int(w * outscale)), max(1, int(h * outscale)))
+            out = cv2.resize(out, size, interpolation=cv2.INTER_LANCZOS4)
+            if mode == "LA" and out.ndim == 2:
+                out = out[..., None]
+        return out, mode
+
+
+def open_model(model_path: str | Path | None = None, **kwargs: object) -> Upscaler:
+    """Open a model for upscaling: ``Upscaler(model_path, **kwargs)`` (None: the shipped default model)."""
+    return Upscaler(model_path, **kwargs)  # type: ignore[arg-type]
+
+
+def upscale(img: np.ndarray | str | Path, model_path: str | Path | None = None, outscale: float | None = None,
+            **kwargs: object) -> np.ndarray:
+    """One-shot: upscale an OpenCV array or an image file and return the OpenCV array.
+
+    Args:
+        img: an OpenCV array (see :meth:`Upscaler.enhance`) or a path to an image file.
+        model_path: exported model (None: the shipped default).
+        outscale: final scale (None: the model's).
+        **kwargs: :class:`Upscaler` options (``tile``, ``tile_pad``, ``backend``, ...).
+    """
+    pixels = read_image(img).pixels if isinstance(img, (str, Path)) else img
+    with open_model(model_path, **kwargs) as up:
+        return up.enhance(pixels, outscale)[0]
