@@ -1,20 +1,23 @@
 """Measure the cost of the JPEG methods and of the whole second-order degradation per batch.
 
     python benchmarks/degradation_cost.py [--batch 4] [--size 256] [--crop 400] [--repeat 10]
-        [--device cpu|cuda] [--json out.json]
+        [--device cpu|cuda] [--threads N] [--json out.json]
 
 Reports, as median milliseconds over ``--repeat`` runs after one warm-up:
 1. JPEG of a (batch, 3, size, size) float batch: ``jpeg_torch`` (DiffJPEG-style, batched tensors) and
    ``jpeg_cv2`` (OpenCV libjpeg encode + decode per sample, including the tensor <-> uint8 conversions).
 2. Each stage of :class:`SecondOrderDegradation` and the whole call on a (batch, 3, crop, crop) GT batch
    (upstream sizes: crop 400 -> gt_size 256, LQ 64), with both JPEG methods.
-Thread counts and versions are printed with the figures.
+Thread counts, versions and the machine's load average are printed with the figures: on a shared
+machine torch's multi-threaded kernels slow down far more under contention than OpenCV's
+single-threaded per-image codec, so compare figures taken at similar load (or with ``--threads 1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -63,7 +66,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0: leave the defaults)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
 
     dev = args.device
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
@@ -75,6 +82,7 @@ def main() -> None:
         "cv2_threads": cv2.getNumThreads(),
         "batch": args.batch,
         "repeat": args.repeat,
+        "load_avg_1min_before": round(os.getloadavg()[0], 2),
     }
 
     # 1. JPEG alone
@@ -128,6 +136,7 @@ def main() -> None:
         res[f"pipeline_{method}_ms_median"] = round(statistics.median(times[1:]), 1)
         res[f"pipeline_{method}_ms_max"] = round(max(times[1:]), 1)
 
+    res["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(res, indent=2))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -80,12 +80,13 @@ class Tier:
     rrdb_repeats: int
     big: tuple[int, int]
     folder_grid: int = 4
+    profile: bool = True
 
 
 FULL = Tier(srvgg_photo=(640, 480), rrdb_photo=(160, 120), srvgg_tile=256, rrdb_tile=64,
             srvgg_repeats=3, rrdb_repeats=2, big=(2000, 1500))
-QUICK = Tier(srvgg_photo=(160, 120), rrdb_photo=(64, 48), srvgg_tile=64, rrdb_tile=32,
-             srvgg_repeats=1, rrdb_repeats=1, big=(400, 300))
+QUICK = Tier(srvgg_photo=(128, 96), rrdb_photo=(48, 32), srvgg_tile=48, rrdb_tile=24,
+             srvgg_repeats=1, rrdb_repeats=1, big=(320, 240), folder_grid=2, profile=False)
 TILE_PAD = 10
 BATCH = 4
 PRE_PAD = 0  # inference_realesrgan.py's default; sr-run's default too
@@ -104,16 +105,6 @@ def model_specs(tier: Tier, names: list[str] | None) -> list[ModelSpec]:
                                             "num_block": 23, "num_grow_ch": 32},
                   tier.rrdb_photo, tier.rrdb_tile, tier.rrdb_repeats),
     ]
-    if DEFAULT_ONNX.is_file():
-        from sr_runtime.backends.ort import read_onnx_info
-
-        info = read_onnx_info(DEFAULT_ONNX)
-        rrdb = info.arch == "RRDBNet"
-        specs.append(ModelSpec("default", info.arch, dict(info.hparams),
-                               tier.rrdb_photo if rrdb else tier.srvgg_photo,
-                               tier.rrdb_tile if rrdb else tier.srvgg_tile,
-                               tier.rrdb_repeats if rrdb else tier.srvgg_repeats,
-                               onnx=str(DEFAULT_ONNX), weights_note="shipped sr_runtime/models/default.onnx"))
     if names:
         specs = [s for s in specs if s.name in names]
     return specs
@@ -590,8 +581,50 @@ def w_profile_ref(args: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"seconds": total, "by_op": by_op, "megapixels": x.shape[2] * x.shape[3] / 1e6}
 
 
-WORKERS = {"probe": w_probe, "ref": w_ref, "ours": w_ours, "ref_folder": w_ref_folder,
-           "profile_ort": w_profile_ort, "profile_ref": w_profile_ref}
+def w_prepare(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Inputs and models (torch, onnx, cv2 live here, so the parent stays small for ``ru_maxrss``)."""
+    tier = Tier(**{k: tuple(v) if isinstance(v, list) else v for k, v in args["tier"].items()})
+    cache = Path(args["cache"])
+    names = args.get("names") or None
+    specs = [ModelSpec(**{**d, "photo": tuple(d["photo"])}) for d in args["specs"]]
+    if DEFAULT_ONNX.is_file() and (not names or "default" in names):
+        from sr_runtime.backends.ort import read_onnx_info
+
+        info = read_onnx_info(DEFAULT_ONNX)
+        rrdb = info.arch == "RRDBNet"
+        specs.append(ModelSpec("default", info.arch, dict(info.hparams),
+                               tier.rrdb_photo if rrdb else tier.srvgg_photo,
+                               tier.rrdb_tile if rrdb else tier.srvgg_tile,
+                               tier.rrdb_repeats if rrdb else tier.srvgg_repeats,
+                               onnx=str(DEFAULT_ONNX), weights_note="shipped sr_runtime/models/default.onnx"))
+    inputs = prepare_inputs(cache, {s.photo for s in specs}, tier.big, tier.folder_grid)
+    specs = prepare_models(specs, cache, lambda m: print(m, flush=True))
+    mp = {}
+    for p in [*inputs["photo"].values(), *inputs["folder"].values(), inputs["big"], inputs["tiny"]]:
+        mp[p] = _megapixels_of(p)
+    inputs["megapixels"] = mp
+    return {"inputs": inputs, "specs": [asdict(s) for s in specs],
+            "models": [{**asdict(s), "flops_per_pixel": _flops(s), "onnx_bytes": Path(s.onnx).stat().st_size}
+                       for s in specs]}
+
+
+def w_parity(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Max |difference| (8-bit levels) and PSNR of each photo output against the reference tile-0 output."""
+    import cv2
+
+    from sr_runtime.compare import max_abs, psnr
+
+    out = {}
+    for rid, mine, ref in args["pairs"]:
+        if Path(mine).is_file() and Path(ref).is_file():
+            a, b = cv2.imread(mine, cv2.IMREAD_UNCHANGED), cv2.imread(ref, cv2.IMREAD_UNCHANGED)
+            if a is not None and b is not None and a.shape == b.shape:
+                out[rid] = {"max_abs_vs_ref": max_abs(a, b), "psnr_vs_ref": psnr(a, b, 255.0)}
+    return {"pairs": out}
+
+
+WORKERS = {"prepare": w_prepare, "parity": w_parity, "probe": w_probe, "ref": w_ref, "ours": w_ours,
+           "ref_folder": w_ref_folder, "profile_ort": w_profile_ort, "profile_ref": w_profile_ref}
 
 
 def worker_main(spec_json: str) -> int:
@@ -698,22 +731,15 @@ def _megapixels_of(path: str) -> tuple[float, int]:
     return mp, len(files)
 
 
-def _parity(cache: Path, results: list[dict[str, Any]]) -> None:
-    """Max |difference| (8-bit levels) and PSNR of each photo output against the reference tile-0 output."""
-    import cv2
-
-    from sr_runtime.compare import max_abs, psnr
-
+def parity_pairs(cache: Path, results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(result id, our output, reference whole-image output) for every photo configuration."""
+    pairs = []
     for r in results:
-        if r.get("input") != "photo" or r.get("error") or r["path"] == "ref-t0":
+        if r.get("input") != "photo" or r.get("error") or r["path"] in ("ref-t0", "profile-ort", "profile-ref"):
             continue
-        mine = cache / "outputs" / r["model"] / f"{r['path']}.png"
-        ref = cache / "outputs" / r["model"] / "ref-t0.png"
-        if mine.is_file() and ref.is_file():
-            a, b = cv2.imread(str(mine), cv2.IMREAD_UNCHANGED), cv2.imread(str(ref), cv2.IMREAD_UNCHANGED)
-            if a is not None and b is not None and a.shape == b.shape:
-                r["max_abs_vs_ref"] = max_abs(a, b)
-                r["psnr_vs_ref"] = psnr(a, b, 255.0)
+        d = cache / "outputs" / r["model"]
+        pairs.append((r["id"], str(d / f"{r['path']}.png"), str(d / "ref-t0.png")))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:

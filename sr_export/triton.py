@@ -39,6 +39,12 @@ def triton_name(name: str) -> str:
     return cleaned
 
 
+def _dir_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 def _q(s: str) -> str:
     return json.dumps(s)  # a protobuf text-format string literal for plain ASCII names
 
@@ -137,6 +143,7 @@ def write_triton_entry(
     final = repo / name
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
     try:
+        os.chmod(tmp, _dir_mode())  # mkdtemp makes it 0o700; Triton often runs as another user
         (tmp / "1").mkdir()
         shutil.copyfile(artifact, tmp / "1" / filename)
         (tmp / "config.pbtxt").write_text(make_config(name, info, platform, max_batch_size))

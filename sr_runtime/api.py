@@ -72,7 +72,8 @@ class Upscaler:
         batch: tiles per backend call.
         backend: ``auto``, ``ort``, ``ort-cuda`` or ``trt`` (see :func:`sr_runtime.backends.open_backend`).
         threads: CPU threads for ONNX Runtime.
-        fp16: build fp16 TensorRT engines (an fp16 ONNX file is fp16 regardless).
+        fp16: passed to the backend (ONNX Runtime's TensorRT provider); otherwise precision comes from the
+            file: an fp16 ONNX (``sr-export --fp16``) runs in fp16, and so does an engine built from it.
         max_memory: budget for ``tile="auto"`` in bytes or as text (``"4G"``); default a quarter of the RAM.
         fp32_model: an fp32 model (path or open Backend) used to redo tiles whose reduced-precision output
             is NaN/Inf; default ``x.onnx`` next to ``x_fp16.onnx``.
@@ -115,7 +116,7 @@ class Upscaler:
         self.scale: int = self.info.scale
         self._backend_name, self._threads = backend, threads
         self._reduced = (self.info.precision == "float16" or self.info.io_dtype == "float16"
-                         or bool(getattr(self.backend, "fp16", False)) or (fp16 and backend == "trt"))
+                         or bool(getattr(self.backend, "fp16", False)))
         self._fallback: Backend | None = None
         self._fp32_model: Path | None = None
         if isinstance(fp32_model, (str, Path)):
@@ -149,7 +150,8 @@ class Upscaler:
         def run(x: np.ndarray) -> np.ndarray:
             with self._lock:
                 if self._fallback is None:
-                    name = "ort" if self._backend_name == "trt" and path.suffix == ".onnx" else self._backend_name
+                    # an engine's fp32 redo runs on ONNX Runtime: no second engine build for a rare event
+                    name = "auto" if self._backend_name == "trt" and path.suffix == ".onnx" else self._backend_name
                     self._fallback = open_backend(path, name, self._threads, False)  # type: ignore[arg-type]
             return self._fallback.run(x)
 

@@ -86,8 +86,8 @@ def print_info(model: str) -> None:
 @click.option("--backend", type=click.Choice(["auto", "ort", "ort-cuda", "trt"]), default="auto", show_default=True,
               help="auto: TensorRT for engines, ONNX Runtime (CUDA if usable, else CPU) for .onnx.")
 @click.option("--fp16/--fp32", "fp16", default=None,
-              help="Precision where the backend decides it (TensorRT from an .onnx). --fp32 with an fp16 model "
-                   "uses its fp32 sibling (x.onnx next to x_fp16.onnx).")
+              help="Precision comes from the model file (sr-export --fp16 writes x_fp16.onnx); --fp32 with an "
+                   "fp16 model uses its fp32 sibling x.onnx. Default: the file's own precision.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for ONNX Runtime.")
 @click.option("--alpha-upsampler", type=click.Choice(["model", "realesrgan", "bicubic", "lanczos"]),
               default="model", show_default=True, help="How the alpha channel is upscaled ('realesrgan' = model).")
@@ -146,7 +146,7 @@ def _run(inp, out, model, outscale, tile, tile_pad, pre_pad, batch, backend, fp1
         if not quiet:
             tqdm.write(f"note: {msg}", file=sys.stderr)
 
-    if path.suffix.lower() == ".onnx" and path.is_file() and fp16 is not None and backend != "trt":
+    if path.suffix.lower() == ".onnx" and path.is_file() and fp16 is not None:
         info = read_onnx_info(path)
         if fp16 is False and info.precision == "float16":
             sib = _fp32_sibling(path)
@@ -156,7 +156,8 @@ def _run(inp, out, model, outscale, tile, tile_pad, pre_pad, batch, backend, fp1
             note(f"--fp32: using {sib}")
             path = sib
         elif fp16 and info.precision == "float32":
-            note("--fp16 has no effect with ONNX Runtime on an fp32 model; export one with sr-export --fp16")
+            note("--fp16: this model is fp32 and precision comes from the file; export an fp16 one with "
+                 "sr-export --fp16")
     up = Upscaler(path, tile, tile_pad, pre_pad, batch=batch, backend=backend, threads=threads,
                   fp16=bool(fp16), max_memory=max_memory, notify=note)
     with up:

@@ -5,7 +5,9 @@ The estimate is deliberately simple: peak bytes per *input* pixel of a tile wind
 ``res`` is how many pixels the widest feature maps have per input pixel (1 for SRVGGNetCompact, whose features
 stay at input resolution; ``scale^2`` for RRDBNet, whose last convs run on ``num_feat`` channels at output
 resolution). ``ACTIVATION_MAPS`` (live feature maps at the peak, engine arena slack included) was calibrated
-against ONNX Runtime CPU's peak RSS (see docs/runtime.md).
+against ONNX Runtime 1.32 CPU's peak RSS growth for one batch (num_feat 64, tiles 128-192, batch 1-2):
+SRVGGNetCompact x4 measured 1015-1346 B/px (estimate 1624), RRDBNet x4 13597-16192 (18832),
+RRDBNet x2 3518-4335 (4744). See docs/runtime.md.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from sr_runtime.errors import SrError
 from sr_runtime.info import ModelInfo
 
-ACTIVATION_MAPS = 4.0
+ACTIVATION_MAPS = 4.5
 """Feature maps of ``num_feat`` channels alive at the peak (calibrated, with slack)."""
 DEFAULT_FRACTION = 0.25
 """Default budget: this fraction of the available RAM (or free GPU memory)."""

@@ -452,14 +452,22 @@ def _save_timing_cache(config: Any, path: Path) -> None:
     _atomic_bytes(Path(path), blob)
 
 
+def default_file_mode() -> int:
+    """``0o666`` minus the process umask: the mode ``open()`` would give (mkstemp gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_bytes(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temp file in ``path``'s folder and rename it into place."""
+    """Write ``blob`` to a temp file in ``path``'s folder and rename it into place (normal file mode)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -223,6 +223,9 @@ def atomic_write(path: str | Path, write: Any) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0o600; give the mode open() would
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -86,7 +86,11 @@ class SecondOrderDegradation:
 
     # ----------------------------------------------------------------------------------------- drawing
 
-    def _check_shape(self, h: int, w: int) -> None:
+    def check_shape(self, h: int, w: int) -> None:
+        """Raise ``ValueError`` unless an (h, w) GT batch fits: multiples of scale, at least gt_size.
+
+        Call it at start-up with ``crop_pad_size`` to fail before training rather than at the first batch.
+        """
         if h % self.scale or w % self.scale:
             raise ValueError(
                 f"GT batch {h}x{w} is not a multiple of scale {self.scale}; set crop_pad_size to a multiple of it"
@@ -131,7 +135,7 @@ class SecondOrderDegradation:
 
     def sample_plan(self, n: int, h: int, w: int, gen: torch.Generator) -> DegradationPlan:
         """Draw every choice of a batch of ``n`` GT images of size ``h`` x ``w`` (no image work)."""
-        self._check_shape(h, w)
+        self.check_shape(h, w)
         first = self._stage(n, gen, second=False)
         second_blur = ops.rand((1,), gen).item() < self.cfg.second_blur_prob
         second = self._stage(n, gen, second=True)
@@ -177,7 +181,7 @@ class SecondOrderDegradation:
             grid, the USM-sharpened GT and the plain GT, both (N, 3, gt_size, gt_size).
         """
         n, _, h, w = gt.shape
-        self._check_shape(h, w)
+        self.check_shape(h, w)
         gt = gt.float()
         gt_usm = ops.usm_sharp(gt)
         s = self.scale

@@ -13,7 +13,6 @@ from sr_runtime import api
 from sr_runtime.api import Upscaler
 from sr_runtime.compare import Tol, compare
 from sr_runtime.errors import ImageError, ModelFileError, SrError
-from tests.runtime.conftest import needs_export
 from tests.runtime.fakes import FakeBackend, FakeModel
 
 TOL = {("ort", "tiled-vs-whole-uint8"): Tol(max_abs=1 / 255, min_psnr=60)}
@@ -157,7 +156,6 @@ def test_no_default_model(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- real tiny models through ORT
-@needs_export
 @pytest.mark.parametrize("case", ["SRVGGNetCompact", "RRDBNet-x2"])
 def test_ort_auto_tiles_equal_whole_image(case, onnx_model):
     img = np.random.default_rng(4).integers(0, 256, (45, 38, 3), dtype=np.uint8)
@@ -173,7 +171,6 @@ def test_ort_auto_tiles_equal_whole_image(case, onnx_model):
     assert r.passed, r.line()
 
 
-@needs_export
 def test_threads_share_one_upscaler(onnx_model):
     up = Upscaler(onnx_model("SRVGGNetCompact"), tile=8, tile_pad=4, backend="ort", threads=1)
     imgs = [np.random.default_rng(i).integers(0, 256, (20, 17, 3), dtype=np.uint8) for i in range(4)]
@@ -191,7 +188,6 @@ def test_threads_share_one_upscaler(onnx_model):
     assert all(np.array_equal(got[k], expect[k]) for k in range(4))
 
 
-@needs_export
 def test_upscale_and_open_model(onnx_model, image_files):
     import sr_runtime
 

@@ -18,7 +18,7 @@ from sr_runtime.backends.ort import OrtBackend, read_onnx_metadata
 from sr_runtime.compare import Tol, compare
 from sr_runtime.errors import ModelFileError, OutOfMemory, SrError
 from sr_runtime.tiling import pad_input, run_tiled
-from tests.runtime.conftest import MODEL_CASES, needs_export
+from tests.runtime.conftest import MODEL_CASES
 
 TOL = {
     ("ort", "fp32"): Tol(max_abs=1e-5, min_psnr=120),
@@ -31,7 +31,6 @@ fp32 whole max_abs <= 1.2e-7 (PSNR >= 155 dB); fp32 tiled (tile 8, pad = radius,
 image <= 7.5e-8 (>= 154 dB); fp16 weights with fp32 I/O <= 7.8e-5 (>= 93 dB); fp16 weights and fp16 I/O
 <= 7.3e-4 (>= 76 dB, SRVGGNetCompact: the fp16 input quantisation passes through its skip)."""
 
-pytestmark = needs_export
 CASES = list(MODEL_CASES)
 
 
@@ -80,7 +79,7 @@ def test_ort_fp16_models(case, io, onnx_model, torch_ref):
 
 
 def test_metadata_reader_matches_onnx(onnx_model):
-    import onnx
+    onnx = pytest.importorskip("onnx")
 
     path = onnx_model("RRDBNet-x2")
     expect = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
@@ -124,6 +123,8 @@ def test_missing_file_and_unknown_suffix(tmp_path):
 
 
 def test_onnx_without_metadata(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
     import onnx
     from onnx import TensorProto, helper
 
@@ -137,7 +138,7 @@ def test_onnx_without_metadata(tmp_path):
 
 
 def test_gpu_request_on_cpu_build_is_an_error(onnx_model):
-    import onnxruntime as ort
+    ort = pytest.importorskip("onnxruntime")
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
@@ -151,7 +152,7 @@ def test_gpu_request_on_cpu_build_is_an_error(onnx_model):
 
 def test_silent_fallback_is_caught(onnx_model, monkeypatch):
     """ORT may create a session without the asked-for provider: that must be an error, not a CPU run."""
-    import onnxruntime as ort
+    ort = pytest.importorskip("onnxruntime")
 
     real = ort.InferenceSession
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])

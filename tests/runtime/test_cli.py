@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from sr_runtime import api
 from sr_runtime.cli import main
-from tests.runtime.conftest import needs_export
 
 
 def invoke(*args: str):
@@ -54,7 +53,6 @@ def test_corrupt_model(image_files, tmp_path):
     assert r.exit_code == 1 and str(bad) in one_error_line(r)
 
 
-@needs_export
 class TestWithModel:
     @pytest.fixture(autouse=True)
     def _model(self, onnx_model):
@@ -114,7 +112,7 @@ class TestWithModel:
 
         monkeypatch.setattr(api.Upscaler, "enhance", enhance)
         out = tmp_path / "o"
-        r = invoke(image_files["rgb"].parent, out, "--model", self.model)
+        r = invoke(str(image_files["rgb"].parent / "*16.png"), out, "--model", self.model)
         assert r.exit_code == 130
         assert "interrupted" in one_error_line(r)
         assert [p.name for p in out.iterdir()] == ["dark16_out.png"]  # the finished first file only
@@ -126,9 +124,17 @@ class TestWithModel:
         assert "onnxruntime providers:" in r.stdout and "CPUExecutionProvider" in r.stdout
 
     def test_gpu_backend_unavailable(self, image_files, tmp_path):
-        import onnxruntime as ort
+        ort = pytest.importorskip("onnxruntime")
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
             pytest.skip("this onnxruntime has CUDA")
         r = invoke(image_files["rgb"], tmp_path / "o", "--model", self.model, "--backend", "ort-cuda")
         assert r.exit_code == 1 and "sr-deploy[ort-gpu]" in one_error_line(r)
+
+    def test_fp32_flag_uses_the_fp32_sibling(self, image_files, tmp_path, onnx_model):
+        half = onnx_model("SRVGGNetCompact", "float16")
+        assert half.name == "SRVGGNetCompact_fp16.onnx" and half.with_name("SRVGGNetCompact.onnx").is_file()
+        r = invoke(image_files["rgb"], tmp_path / "o", "--model", half, "--fp32")
+        assert r.exit_code == 0 and "--fp32: using" in r.stderr and "SRVGGNetCompact.onnx" in r.stderr
+        r = invoke(image_files["rgb"], tmp_path / "o2", "--model", half, "--fp16")
+        assert r.exit_code == 0 and "CPUExecutionProvider" in r.stderr
