@@ -139,9 +139,10 @@ class Context:
             frac = fpp * row.executed_pixels / row.model_seconds / 1e9 / self.peak
         return useful, frac
 
-    def cli_startup(self) -> float | None:
-        r = self.rows.get((self.models[0] if self.models else "-", "cli-startup", "tiny"))
-        return r.seconds if r and not r.error else None
+    def cli_startup(self, model: str) -> Row | None:
+        """sr-run on a 16x16 image with this model: interpreter start, imports, model load, write."""
+        r = self.rows.get((model, "cli-startup", "tiny"))
+        return r if r and not r.error else None
 
 
 # =========================================================================== markdown
@@ -202,7 +203,7 @@ def photo_table(ctx: Context) -> list[str]:
                 continue
             useful, frac = ctx.gflops(r)
             lines.append(
-                f"| {m} | {PATH_LABELS[p]} | {_f(r.seconds, '{:.3f}')} | {_f(r.mp_s, '{:.3f}')} | "
+                f"| {m} | {PATH_LABELS[p]} | {_f(r.seconds, '{:.3f}')} | {_f(r.mp_s, '{:.3g}')} | "
                 f"{_f(_ratio(r0, r))} | {_f(_ratio(rt, r))} | {_f(r.model_seconds, '{:.3f}')} | "
                 f"{_f(useful, '{:.0f}')} | {_f(frac * 100 if frac else None, '{:.0f}')} | {_f(r.rss_mb, '{:.0f}')} | "
                 f"{_f(r.max_abs, '{:.0f}', '(ref)' if p == 'ref-t0' else '–')} |")
@@ -210,11 +211,12 @@ def photo_table(ctx: Context) -> list[str]:
 
 
 def folder_table(ctx: Context) -> list[str]:
-    start = ctx.cli_startup()
     lines = ["| model | path | images | s (whole folder) | MP/s | × ref CLI | startup s | MP/s excl. startup | "
              "peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in ctx.models:
         ref = ctx.row(m, "ref-folder", "folder")
+        st = ctx.cli_startup(m)
+        start = st.seconds if st else None
         for p in FOLDER_PATHS:
             r = ctx.row(m, p, "folder")
             if r is None:
@@ -228,7 +230,7 @@ def folder_table(ctx: Context) -> list[str]:
             lines.append(
                 f"| {m} | {PATH_LABELS[p]} | {r.images} | {_f(secs, '{:.2f}')} | {_f(r.megapixels / secs)} | "
                 f"{_f(ref.seconds / secs if ref and not ref.error and p != 'ort-folder-model' else None)} | "
-                f"{_f(su)} | {_f(net)} | {_f(r.rss_mb, '{:.0f}')} |")
+                f"{_f(su)} | {_f(net, '{:.3g}')} | {_f(r.rss_mb, '{:.0f}')} |")
     return lines
 
 
@@ -244,12 +246,14 @@ def memory_table(ctx: Context) -> list[str]:
     budget = RSS_FACTOR * out_mb + model_mb
     lines = [f"{w}×{h} → ×{scale} with {m} (uint8 output {out_mb:.0f} MB, model {model_mb:.1f} MB, "
              f"target ≤ {RSS_FACTOR}× output + model = {budget:.0f} MB):", "",
-             "| job | s | peak RSS MB | RSS after imports + model load MB | peak − loaded MB | vs target |",
+             "| job | s | peak RSS MB | RSS after imports + model load MB (CLI: peak on a 16×16 image) | "
+             "peak − loaded MB | peak / target |",
              "|---|---:|---:|---:|---:|---:|"]
     labels = {"rss-cli": "sr-run CLI (read, tiles, write PNG)", "rss-ort-tiled": "sr-run in memory (ORT, tiled)",
               "rss-ref-tiled": "reference tiled (float32 full-size output)"}
+    st = ctx.cli_startup(m)
     for r in sorted(rows, key=lambda r: r.path):
-        loaded = r.extra.get("rss_loaded_mb")
+        loaded = r.extra.get("rss_loaded_mb") or (st.rss_mb if st and r.path == "rss-cli" else None)
         lines.append(f"| {labels.get(r.path, r.path)} | {_f(r.seconds, '{:.1f}')} | {_f(r.rss_mb, '{:.0f}')} | "
                      f"{_f(loaded, '{:.0f}')} | {_f(r.rss_mb - loaded if loaded else None, '{:.0f}')} | "
                      f"{_f(r.rss_mb / budget if not r.error else None)}× |" if not r.error else
@@ -282,7 +286,8 @@ def targets(ctx: Context) -> list[dict[str, Any]]:
                             "miss": None if f >= PEAK_TARGET else f"{(PEAK_TARGET - f) * 100:.0f} points short"})
         cli, model_only = ctx.row(m, "cli-folder", "folder"), ctx.row(m, "ort-folder-model", "folder")
         if cli and model_only and not cli.error and not model_only.error and model_only.model_seconds:
-            start = ctx.cli_startup() or 0.0
+            st = ctx.cli_startup(m)
+            start = st.seconds if st else 0.0
             thr = cli.megapixels / max(cli.seconds - start, 1e-9)
             mthr = model_only.megapixels / model_only.model_seconds
             f = thr / mthr

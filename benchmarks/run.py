@@ -454,53 +454,65 @@ def w_ref(args: dict[str, Any], threads: int) -> dict[str, Any]:
     return res
 
 
-def _open_ours(model: str, threads: int) -> Any:
-    """sr-run's engine on the CPU: the ORT backend."""
-    from sr_runtime.backends.ort import OrtBackend
+class _CountingBackend:
+    """An open sr_runtime backend whose ``run`` is timed (passed to ``Upscaler`` in place of a path)."""
 
-    return OrtBackend(model, device="cpu", threads=threads)
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.info = backend.info
+        self.provider = backend.provider
+        self.counter = _Counter(backend.run)
 
+    def run(self, batch: Any) -> Any:
+        return self.counter(batch)
 
-def _upscale_ours(backend: Any, fn: Any, img: Any, tile: int, pad: int, batch: int, pre_pad: int) -> Any:
-    """What ``sr-run`` does to one BGR(A)/gray uint8 image in memory: RGB view, run_tiled, BGR out."""
-    from sr_runtime.tiling import run_tiled
+    def close(self) -> None:
+        self.backend.close()
 
-    rgb = img[..., ::-1]
-    out = run_tiled(rgb, fn, scale=backend.info.scale, tile=tile, pad=pad, batch=batch, pre_pad=pre_pad,
-                    size_multiple=backend.info.size_multiple)
-    return out[..., ::-1]
+    def __enter__(self) -> _CountingBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def w_ours(args: dict[str, Any], threads: int) -> dict[str, Any]:
-    """sr-run's path in memory (decoded image in, uint8 image out) on one image or each image of a folder."""
+    """sr-run's path in memory: ``Upscaler.enhance`` (decoded image in, uint8 image out) on one image or each
+    image of a folder; with ``model_only`` the network alone on each whole image."""
     import cv2
     import numpy as np
+
+    from sr_runtime.api import Upscaler
+    from sr_runtime.backends import open_backend
 
     rss0 = _status_mb("VmRSS")
     files = sorted(Path(args["folder"]).glob("*.png")) if args.get("folder") else [Path(args["image"])]
     imgs = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in files]
-    backend = _open_ours(args["model"], threads)
+    backend = _CountingBackend(open_backend(args["model"], "ort", threads))
+    up = Upscaler(backend, args["tile"], args["pad"], args["pre_pad"], batch=args["batch"], threads=threads)
     rss1 = _status_mb("VmRSS")
-    counter = _Counter(backend.run)
     model_only = args.get("model_only", False)
+    tensors = [np.ascontiguousarray(i[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255.0
+               for i in imgs] if model_only else []
 
     def run() -> Any:
         out = None
-        for img in imgs:
-            if model_only:  # the network alone on the whole image: what the pipeline should approach
-                x = np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255.0
-                counter(x)
-            else:
-                out = _upscale_ours(backend, counter, img, args["tile"], args["pad"], args["batch"], args["pre_pad"])
+        if model_only:
+            for x in tensors:
+                backend.run(x)
+        else:
+            for img in imgs:
+                out = up.enhance(img, outscale=up.scale)[0]
         return out
 
-    res = _timed(run, counter, args["repeats"], args.get("warmup", 1))
+    res = _timed(run, backend.counter, args["repeats"], args.get("warmup", 1))
     out = res.pop("_out")
     if args.get("save") and out is not None:
-        cv2.imwrite(args["save"], np.ascontiguousarray(out))
+        cv2.imwrite(args["save"], out)
     res.update({"rss_imports_mb": rss0, "rss_loaded_mb": rss1, "provider": backend.provider,
                 "megapixels": sum(i.shape[0] * i.shape[1] for i in imgs) / 1e6, "images": len(imgs),
                 "precision": backend.info.precision})
+    up.close()
     return res
 
 
@@ -645,9 +657,9 @@ def worker_main(spec_json: str) -> int:
 
 # =========================================================================== the run
 def cli_argv(inp: str, out: str, model: str, tile: int, pad: int, batch: int, threads: int) -> list[str]:
-    """sr-run's command line for one job (flags per sr_runtime/cli.py)."""
+    """sr-run's command line for one job (flags of sr_runtime/cli.py)."""
     return [inp, out, "--model", model, "--tile", str(tile), "--tile-pad", str(pad), "--batch", str(batch),
-            "--threads", str(threads), "--backend", "ort"]
+            "--threads", str(threads), "--backend", "ort", "--pre-pad", str(PRE_PAD)]
 
 
 def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache: Path, threads: int,
@@ -684,6 +696,9 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
                              "batch": BATCH, "save": str(mdir / "ort-fp16.png")}))
         jobs.append(Job(f"{s.name}/ort-folder-model/folder", s.name, "ort-folder-model", "folder", "ours",
                         {**ours, "folder": folder, "model_only": True, "tile": 0, "pad": TILE_PAD, "batch": 1}))
+        jobs.append(Job(f"{s.name}/cli-startup/tiny", s.name, "cli-startup", "tiny", "cli",
+                        {"argv": cli_argv(inputs["tiny"], str(outdir / f"tiny_{s.name}.png"), s.onnx, s.tile,
+                                          TILE_PAD, BATCH, threads)}))
         for r in range(max(1, s.repeats - 1)):  # cold runs, as users run them
             jobs.append(Job(f"{s.name}/ref-folder/folder#{r}", s.name, "ref-folder", "folder", "ref_folder",
                             {**base, "folder": folder, "tile": 0, "pad": TILE_PAD, "out": str(mdir / "ref-folder")}))
@@ -698,17 +713,13 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
                     {**base, "image": photo}),
             ]
     s0 = specs[0] if specs else None
-    if s0 is not None:
-        jobs.append(Job("-/cli-startup/tiny", s0.name, "cli-startup", "tiny", "cli",
-                        {"argv": cli_argv(inputs["tiny"], str(cache / "outputs" / "tiny_out.png"), s0.onnx, s0.tile,
-                                          TILE_PAD, BATCH, threads)}))
     if with_rss and s0 is not None:
         scale = int(s0.hparams.get("upscale", s0.hparams.get("scale", 4)))
         big = inputs["big"]
         jobs += [
             Job(f"{s0.name}/rss-cli/big", s0.name, "rss-cli", "big", "cli",
-                {"argv": cli_argv(big, str(cache / "outputs" / "big_out.png"), s0.onnx, 256, TILE_PAD, BATCH,
-                                  threads), "megapixels_of": big}),
+                {"argv": cli_argv(big, str(outdir / "big_out.png"), s0.onnx, 256, TILE_PAD, BATCH, threads),
+                 "megapixels_of": big}),
             Job(f"{s0.name}/rss-ort-tiled/big", s0.name, "rss-ort-tiled", "big", "ours",
                 {"model": s0.onnx, "image": big, "tile": 256, "pad": TILE_PAD, "batch": BATCH, "pre_pad": PRE_PAD,
                  "repeats": 1, "warmup": 0}),
@@ -747,52 +758,65 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small inputs, one repeat: a ~1 minute smoke run")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every path")
     ap.add_argument("--models", default="", help="comma-separated subset (SRVGG-16,SRVGG-32,RRDBNet-23,default)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    ap.add_argument("--cache", type=Path, default=CACHE)
-    ap.add_argument("--no-rss", action="store_true", help="skip the 2000x1500 memory jobs")
-    ap.add_argument("--no-profile", action="store_true", help="skip the per-operator profiles")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results, benchmarks/results/quick with --quick)")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="models, inputs, outputs, logs (default .sr-cache/bench)")
+    ap.add_argument("--no-rss", action="store_true", help="skip the big-image memory jobs")
+    ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
+                    help="per-operator profiles (default: on for the full run, off with --quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         return worker_main(a.worker)
 
+    # The parent imports only the standard library: a child's ru_maxrss starts at the parent's RSS at fork.
     tier = QUICK if a.quick else FULL
     out_dir = a.out or (RESULTS / "quick" if a.quick else RESULTS)
     cache = a.cache.resolve()
+    names = [m for m in a.models.split(",") if m]
     t_start = time.time()
 
     def log(msg: str) -> None:
         print(f"[{time.time() - t_start:6.1f}s] {msg}", flush=True)
 
-    meta = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": a.quick,
-            "threads": a.threads, "cpu": cpu_info(), "versions": versions(), "load_before": load_average(),
-            "tier": asdict(tier), "tile_pad": TILE_PAD, "batch": BATCH, "pre_pad": PRE_PAD}
+    meta: dict[str, Any] = {
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": a.quick, "threads": a.threads,
+        "cpu": cpu_info(), "versions": versions(), "load_before": load_average(), "tier": asdict(tier),
+        "tile_pad": TILE_PAD, "batch": BATCH, "pre_pad": PRE_PAD}
     log(f"cpu {meta['cpu']['model']} x{meta['cpu']['logical_cpus']}, threads {a.threads}, load {meta['load_before']}")
-    specs = model_specs(tier, [m for m in a.models.split(",") if m] or None)
-    sizes = {s.photo for s in specs}
-    inputs = prepare_inputs(cache, sizes, tier.big, tier.folder_grid)
-    log(f"inputs from {inputs['source']}")
-    specs = prepare_models(specs, cache, log)
-    meta["inputs"] = inputs
-    meta["models"] = [{**asdict(s), "flops_per_pixel": _flops(s), "onnx_bytes": Path(s.onnx).stat().st_size}
-                      for s in specs]
-    jobs = plan_jobs(specs, inputs, tier, cache, a.threads, not a.no_rss, not a.no_profile)
+    specs0 = model_specs(tier, names or None)
+    prep = run_child(Job("-/prepare/-", "-", "prepare", "-", "prepare",
+                         {"tier": asdict(tier), "cache": str(cache), "names": names,
+                          "specs": [asdict(s) for s in specs0]}), a.threads, cache, log)
+    if prep.get("error"):
+        log(f"preparing inputs and models failed: {prep['error']} (see {cache / 'logs'})")
+        return 1
+    inputs = prep["inputs"]
+    specs = [ModelSpec(**{**d, "photo": tuple(d["photo"])}) for d in prep["specs"]]
+    meta["inputs"] = {k: v for k, v in inputs.items() if k != "megapixels"}
+    meta["models"] = prep["models"]
+    log(f"inputs from {inputs['source']}; models {', '.join(s.name for s in specs)} ({prep['wall_s']:.0f} s)")
+    profile = tier.profile if a.profile is None else a.profile
+    jobs = plan_jobs(specs, inputs, tier, cache, a.threads, not a.no_rss, profile)
     results = []
     for i, job in enumerate(jobs):
         res = run_child(job, a.threads, cache, log)
         if job.worker == "cli":
             src = job.args.get("megapixels_of")
             if src:
-                res["megapixels"], res["images"] = _megapixels_of(src)
+                res["megapixels"], res["images"] = inputs["megapixels"][src]
             res["provider"] = "sr-run (ORT CPU)"
         if job.worker in ("cli", "ref_folder"):  # one cold run: the end-to-end time is the process's wall time
             res["seconds"] = res["wall_s"]
             res["times"] = [res["wall_s"]]
         results.append(res)
-        what = f"{res.get('seconds', float('nan')):.3f}s" if "seconds" in res else ""
-        log(f"{i + 1}/{len(jobs)} {job.id}: {what} rss {res['rss_peak_mb']:.0f} MB"
+        what = f"{res['seconds']:.3f}s" if isinstance(res.get("seconds"), (int, float)) else ""
+        log(f"{i + 1}/{len(jobs)} {job.id}: {what} peak RSS {res['rss_peak_mb']:.0f} MB"
             + (f"  ERROR {res['error']}" if res.get("error") else ""))
-    _parity(cache, results)
+    par = run_child(Job("-/parity/-", "-", "parity", "-", "parity", {"pairs": parity_pairs(cache, results)}),
+                    a.threads, cache, log)
+    for r in results:
+        r.update(par.get("pairs", {}).get(r["id"], {}))
     meta["load_after"] = load_average()
     meta["total_s"] = time.time() - t_start
     data = {"meta": meta, "results": results}

@@ -166,9 +166,12 @@ def _run(model: Path, out: str | None, dni: Path | None, dni_weight: float | Non
         if triton_repo is not None and flavor.name == "rtx":
             raise SrError("Triton's tensorrt_plan platform loads TensorRT engines, not TensorRT-RTX ones",
                           "Use --trt-flavor tensorrt for Triton, or drop --trt to serve the ONNX.", triton_repo)
-        from sr_runtime.trt_build import ShapeProfile
+        from sr_runtime.trt_build import ShapeProfile, current_gpu
 
         ShapeProfile.from_tile(tile, tile_pad, max_batch)  # validate the flags before the slow part
+        if flavor.name == "tensorrt" and current_gpu() is None:
+            raise SrError(f"{flavor.label} builds engines on the GPU that will run them, and no CUDA device was found",
+                          "Build on the target machine, or use --trt-flavor rtx (builds without a GPU).")
     if max_batch < 1:
         raise SrError(f"--max-batch must be >= 1, got {max_batch}", "Pass --max-batch 1 or more.")
 

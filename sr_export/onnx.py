@@ -8,6 +8,7 @@ Both torch exporters are supported (``exporter="torchscript"``: the legacy ``tor
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +59,13 @@ def _name_dims(proto: Any, info: ModelInfo) -> None:
 
 
 def _export_torchscript(model: nn.Module, dummy: torch.Tensor, tmp: str, info: ModelInfo, opset: int) -> None:
+    with warnings.catch_warnings():
+        # chosen deliberately (DESIGN.md, "Export decisions"); the deprecation notice is not the user's concern
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*", category=DeprecationWarning)
+        _torchscript_call(model, dummy, tmp, info, opset)
+
+
+def _torchscript_call(model: nn.Module, dummy: torch.Tensor, tmp: str, info: ModelInfo, opset: int) -> None:
     torch.onnx.export(
         model,
         (dummy,),

@@ -34,7 +34,7 @@ TOL_OFFICIAL = {
     ("reference", "float16"): Tol(max_abs=8e-3, min_psnr=56.0),
 }
 
-BACKENDS = ["ort", pytest.param("trt", marks=[pytest.mark.gpu, pytest.mark.tensorrt])]
+BACKENDS = ["ort", pytest.param("trt", marks=pytest.mark.gpu)]
 
 
 def _engine(onnx_path, tmp_path):

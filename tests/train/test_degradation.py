@@ -249,6 +249,7 @@ def test_jpeg_dct_matrix_equals_upstream_tensordot_form() -> None:
     block = np.random.default_rng(0).random((8, 8)) * 255 - 128
     ref = np.outer(alpha, alpha) * 0.25 * np.tensordot(block, t, axes=2)
     np.testing.assert_allclose(ops._DCT @ block @ ops._DCT.T, ref, atol=1e-4)
+    np.testing.assert_allclose((ops._DCT2 @ block.ravel()).reshape(8, 8), ref, atol=1e-4)  # the form used
 
 
 def test_noise_levels_and_gray_noise() -> None:
