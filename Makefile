@@ -25,6 +25,12 @@ lint: $(VENV)/.installed
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
+# `make bench`: our paths against the upstream algorithm (benchmarks/run.py, ~15 min on 2 cores) into
+# benchmarks/results/; `make bench QUICK=1` is a ~1 minute smoke run (results/quick/). The plot needs the
+# [bench] extra (matplotlib); without it the Markdown table is still written. GPU: benchmarks/gpu.sh.
+bench: $(VENV)/.installed
+	$(VPY) -m benchmarks.run $(if $(QUICK),--quick) $(BENCH_ARGS)
+
 # `make demo`: its own runtime-only environment (numpy, OpenCV, onnxruntime; no torch), then the shipped model
 # upscales the bundled held-out photo into demo/. build/ is git-ignored and removed by `make clean`.
 DEMO_VENV ?= build/venv-demo

@@ -73,20 +73,34 @@ class Tier:
     """Sizes and repeats of a full or quick run."""
 
     srvgg_photo: tuple[int, int]
+    """``(width, height)`` of the photo for SRVGGNetCompact models."""
     rrdb_photo: tuple[int, int]
+    """``(width, height)`` of the photo for RRDBNet (about 29x the FLOPs per pixel of SRVGG-16)."""
     srvgg_tile: int
+    """Tile of the tiled paths for SRVGG (the reference's ``tile``)."""
     rrdb_tile: int
+    """Tile of the tiled paths for RRDBNet (scaled with its smaller photo: the same 3x2 grid)."""
     srvgg_repeats: int
+    """Timed runs per SRVGG configuration (after one warm-up)."""
     rrdb_repeats: int
+    """Timed runs per RRDBNet configuration."""
     big: tuple[int, int]
+    """``(width, height)`` of the memory job."""
     folder_grid: int = 4
+    """The folder is the photo cut into ``folder_grid`` x ``folder_grid`` crops."""
     profile: bool = True
+    """Per-operator profiles by default."""
+    probe_n: int = 3072
+    """Matrix size of the GEMM probe."""
 
 
 FULL = Tier(srvgg_photo=(640, 480), rrdb_photo=(160, 120), srvgg_tile=256, rrdb_tile=64,
-            srvgg_repeats=3, rrdb_repeats=2, big=(2000, 1500))
-QUICK = Tier(srvgg_photo=(128, 96), rrdb_photo=(48, 32), srvgg_tile=48, rrdb_tile=24,
-             srvgg_repeats=1, rrdb_repeats=1, big=(320, 240), folder_grid=2, profile=False)
+            srvgg_repeats=2, rrdb_repeats=2, big=(2000, 1500))
+QUICK = Tier(srvgg_photo=(128, 96), rrdb_photo=(32, 24), srvgg_tile=48, rrdb_tile=16,
+             srvgg_repeats=1, rrdb_repeats=1, big=(320, 240), folder_grid=2, profile=False,
+             probe_n=2048)
+QUICK_MODELS = ("SRVGG-16",)
+"""Models of ``--quick`` unless ``--models`` says otherwise."""
 TILE_PAD = 10
 BATCH = 4
 PRE_PAD = 0  # inference_realesrgan.py's default; sr-run's default too
@@ -593,6 +607,29 @@ def w_profile_ref(args: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"seconds": total, "by_op": by_op, "megapixels": x.shape[2] * x.shape[3] / 1e6}
 
 
+def w_io(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    """The folder's image I/O alone: decode each input, encode an x``scale`` output PNG (as sr-run writes)."""
+    import cv2
+
+    files = sorted(Path(args["folder"]).glob("*.png"))
+    out = Path(args["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    s = args["scale"]
+    read_s = write_s = 0.0
+    mp = 0.0
+    for f in files:
+        t0 = time.perf_counter()
+        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        read_s += time.perf_counter() - t0
+        big = cv2.resize(img, (img.shape[1] * s, img.shape[0] * s), interpolation=cv2.INTER_CUBIC)
+        t0 = time.perf_counter()
+        cv2.imwrite(str(out / f"{f.stem}_io.png"), big)
+        write_s += time.perf_counter() - t0
+        mp += img.shape[0] * img.shape[1] / 1e6
+    return {"seconds": read_s + write_s, "read_s": read_s, "write_s": write_s, "megapixels": mp,
+            "images": len(files)}
+
+
 def w_prepare(args: dict[str, Any], threads: int) -> dict[str, Any]:
     """Inputs and models (torch, onnx, cv2 live here, so the parent stays small for ``ru_maxrss``)."""
     tier = Tier(**{k: tuple(v) if isinstance(v, list) else v for k, v in args["tier"].items()})
@@ -615,7 +652,9 @@ def w_prepare(args: dict[str, Any], threads: int) -> dict[str, Any]:
     for p in [*inputs["photo"].values(), *inputs["folder"].values(), inputs["big"], inputs["tiny"]]:
         mp[p] = _megapixels_of(p)
     inputs["megapixels"] = mp
-    return {"inputs": inputs, "specs": [asdict(s) for s in specs],
+    from sr_runtime.backends.ort import available_providers
+
+    return {"inputs": inputs, "specs": [asdict(s) for s in specs], "ort_providers": available_providers(),
             "models": [{**asdict(s), "flops_per_pixel": _flops(s), "onnx_bytes": Path(s.onnx).stat().st_size}
                        for s in specs]}
 
@@ -635,7 +674,7 @@ def w_parity(args: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"pairs": out}
 
 
-WORKERS = {"prepare": w_prepare, "parity": w_parity, "probe": w_probe, "ref": w_ref, "ours": w_ours,
+WORKERS = {"prepare": w_prepare, "parity": w_parity, "io": w_io, "probe": w_probe, "ref": w_ref, "ours": w_ours,
            "ref_folder": w_ref_folder, "profile_ort": w_profile_ort, "profile_ref": w_profile_ref}
 
 
@@ -665,7 +704,8 @@ def cli_argv(inp: str, out: str, model: str, tile: int, pad: int, batch: int, th
 def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache: Path, threads: int,
               with_rss: bool, with_profile: bool) -> list[Job]:
     """Every configuration, in run order."""
-    jobs = [Job("-/probe/-", "-", "probe", "-", "probe", {"n": 3072, "repeats": 3})]
+    jobs = [Job("-/probe/-", "-", "probe", "-", "probe",
+                {"n": tier.probe_n, "repeats": 3})]
     outdir = cache / "outputs"
     for s in specs:
         size = f"{s.photo[0]}x{s.photo[1]}"
@@ -696,6 +736,8 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
                              "batch": BATCH, "save": str(mdir / "ort-fp16.png")}))
         jobs.append(Job(f"{s.name}/ort-folder-model/folder", s.name, "ort-folder-model", "folder", "ours",
                         {**ours, "folder": folder, "model_only": True, "tile": 0, "pad": TILE_PAD, "batch": 1}))
+        jobs.append(Job(f"{s.name}/io/folder", s.name, "io", "folder", "io",
+                        {"folder": folder, "scale": scale, "out": str(mdir / "io")}))
         jobs.append(Job(f"{s.name}/cli-startup/tiny", s.name, "cli-startup", "tiny", "cli",
                         {"argv": cli_argv(inputs["tiny"], str(outdir / f"tiny_{s.name}.png"), s.onnx, s.tile,
                                           TILE_PAD, BATCH, threads)}))
@@ -703,8 +745,8 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
             jobs.append(Job(f"{s.name}/ref-folder/folder#{r}", s.name, "ref-folder", "folder", "ref_folder",
                             {**base, "folder": folder, "tile": 0, "pad": TILE_PAD, "out": str(mdir / "ref-folder")}))
             jobs.append(Job(f"{s.name}/cli-folder/folder#{r}", s.name, "cli-folder", "folder", "cli",
-                            {"argv": cli_argv(folder, str(mdir / "cli-folder"), s.onnx, s.tile, TILE_PAD, BATCH,
-                                              threads), "megapixels_of": folder}))
+                            {"argv": cli_argv(folder, str(mdir / "cli-folder"), s.onnx, 0, TILE_PAD, BATCH,
+                                              threads), "megapixels_of": folder}))  # whole images, as model-only
         if with_profile:
             jobs += [
                 Job(f"{s.name}/profile-ort/photo", s.name, "profile-ort", "photo", "profile_ort",
@@ -720,8 +762,8 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
             Job(f"{s0.name}/rss-cli/big", s0.name, "rss-cli", "big", "cli",
                 {"argv": cli_argv(big, str(outdir / "big_out.png"), s0.onnx, 256, TILE_PAD, BATCH, threads),
                  "megapixels_of": big}),
-            Job(f"{s0.name}/rss-ort-tiled/big", s0.name, "rss-ort-tiled", "big", "ours",
-                {"model": s0.onnx, "image": big, "tile": 256, "pad": TILE_PAD, "batch": BATCH, "pre_pad": PRE_PAD,
+            Job(f"{s0.name}/rss-ort-tiled/big", s0.name, "rss-ort-tiled", "big", "ours",  # batch 1: the lean setting
+                {"model": s0.onnx, "image": big, "tile": 256, "pad": TILE_PAD, "batch": 1, "pre_pad": PRE_PAD,
                  "repeats": 1, "warmup": 0}),
             Job(f"{s0.name}/rss-ref-tiled/big", s0.name, "rss-ref-tiled", "big", "ref",
                 {"arch": s0.arch, "hparams": s0.hparams, "weights": s0.weights, "scale": scale, "image": big,
@@ -773,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     tier = QUICK if a.quick else FULL
     out_dir = a.out or (RESULTS / "quick" if a.quick else RESULTS)
     cache = a.cache.resolve()
-    names = [m for m in a.models.split(",") if m]
+    names = [m for m in a.models.split(",") if m] or (list(QUICK_MODELS) if a.quick else [])
     t_start = time.time()
 
     def log(msg: str) -> None:
@@ -795,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = [ModelSpec(**{**d, "photo": tuple(d["photo"])}) for d in prep["specs"]]
     meta["inputs"] = {k: v for k, v in inputs.items() if k != "megapixels"}
     meta["models"] = prep["models"]
+    meta["ort_available_providers"] = prep.get("ort_providers", [])
     log(f"inputs from {inputs['source']}; models {', '.join(s.name for s in specs)} ({prep['wall_s']:.0f} s)")
     profile = tier.profile if a.profile is None else a.profile
     jobs = plan_jobs(specs, inputs, tier, cache, a.threads, not a.no_rss, profile)

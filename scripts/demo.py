@@ -41,15 +41,16 @@ def shipped_dir() -> Path:
 def make_upscaler(model: Path, threads: int | None) -> tuple[Callable[[np.ndarray], np.ndarray], int, str]:
     """Return ``(fn, scale, how)``: ``fn`` maps an ``(h, w, 3)`` uint8 BGR image to ``(h*s, w*s, 3)`` uint8 BGR.
 
-    Uses the public ``sr_runtime.api.Upscaler`` when present, else the ONNX Runtime backend on the whole image.
+    Uses the public ``sr_runtime.api.Upscaler`` (ONNX Runtime, tile size chosen from the memory budget) when
+    present, else the ONNX Runtime backend on the whole image.
     """
     try:
         from sr_runtime.api import Upscaler
     except ImportError:
         Upscaler = None  # noqa: N806 - the API class, when it exists
     if Upscaler is not None:
-        up = Upscaler(model, backend="ort", threads=threads)
-        return up.upscale, up.info.scale, "sr_runtime.api.Upscaler"
+        up = Upscaler(model, tile="auto", backend="ort", threads=threads)
+        return (lambda img: up.enhance(img)[0]), up.scale, "sr_runtime.api.Upscaler, ONNX Runtime CPU"
     from sr_runtime.backends.ort import OrtBackend
 
     backend = OrtBackend(model, device="cpu", threads=threads)

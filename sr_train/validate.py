@@ -3,7 +3,7 @@ the numpy functions in :mod:`sr_runtime.compare`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def upscale(net: nn.Module, lq: torch.Tensor, size_multiple: int = 1) -> torch.T
 @torch.no_grad()
 def validate(
     net: nn.Module,
-    samples: Iterable[Mapping[str, Any]],
+    samples: Sequence[Mapping[str, Any]],
     scale: int,
     device: torch.device,
     size_multiple: int = 1,
@@ -46,7 +46,8 @@ def validate(
 
     Args:
         net: the generator (switched to eval mode for the call and restored afterwards).
-        samples: items with ``lq`` ``(3, h, w)`` and ``gt`` ``(3, h*scale, w*scale)`` float RGB in [0, 1]
+        samples: indexable items (``len`` + ``[i]``; torch datasets wrap indices, so they are not iterated) with
+            ``lq`` ``(3, h, w)`` and ``gt`` ``(3, h*scale, w*scale)`` float RGB in [0, 1]
             (a :class:`sr_train.data.PairedDataset`); ``lq_path`` names saved images.
         scale: upscaling factor; also the border cropped before the metrics.
         device: where to run the network.
@@ -61,9 +62,9 @@ def validate(
     net.eval()
     psnrs, ssims = [], []
     try:
-        for i, item in enumerate(samples):
-            if max_images is not None and i >= max_images:
-                break
+        n_items = len(samples) if max_images is None else min(len(samples), max_images)
+        for i in range(n_items):
+            item = samples[i]
             lq = item["lq"].unsqueeze(0).to(device)
             out = upscale(net, lq, size_multiple)[0]
             sr = tensor_to_uint8(out)

@@ -54,7 +54,7 @@ def test_metadata_complete() -> None:
     assert info.receptive_radius == info.hparams["num_conv"] + 2
     assert info.precision == "float32" and info.io_dtype == "float32"
     assert info.version and info.exporter and info.opset > 0
-    assert info.name == "default"
+    assert info.name == CHECKPOINT.stem
     assert len(info.source_sha256) == 64
 
 

@@ -1,0 +1,175 @@
+"""Smoke tests of the benchmark harness: the reference algorithm is right, the report renders.
+
+No timing is asserted here; speed is measured by ``make bench`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from benchmarks import report, run  # noqa: E402
+from benchmarks.reference import Reference, reference_folder  # noqa: E402
+
+TOL_LEVELS = {"whole": 0, "tiled_pad_ge_radius": 1}
+"""Max |difference| in 8-bit levels against the model run directly (measured: 0 and 0; one level of slack
+for tiles because oneDNN may pick another conv algorithm for another tile shape)."""
+
+
+def _direct(model, img_bgr: np.ndarray, pre_pad: int = 0, mod: int = 1) -> np.ndarray:
+    """The model on the whole image, upstream's conversions, written independently of Reference."""
+    x = torch.from_numpy(img_bgr[..., ::-1].astype(np.float32).transpose(2, 0, 1).copy() / 255.0)[None]
+    h, w = x.shape[2:]
+    ph = pre_pad + (-(h + pre_pad)) % mod
+    pw = pre_pad + (-(w + pre_pad)) % mod
+    if ph or pw:
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), "reflect")
+    with torch.no_grad():
+        y = model(x)
+    s = y.shape[2] // x.shape[2]
+    y = y[:, :, : h * s, : w * s].clamp(0, 1)[0].numpy().transpose(1, 2, 0)[..., ::-1]
+    return np.round(y * 255.0).astype(np.uint8)
+
+
+def _check(name: str, out: np.ndarray, ref: np.ndarray, tol: int) -> None:
+    assert out.shape == ref.shape, f"{name}: shape {out.shape} != {ref.shape}"
+    diff = np.abs(out.astype(np.int32) - ref.astype(np.int32))
+    worst = np.unravel_index(int(diff.argmax()), diff.shape)
+    assert diff.max() <= tol, f"{name}: max abs {diff.max()} levels > {tol} at {worst}"
+
+
+def test_reference_whole_and_tiled_match_the_model(tiny_generator, rgb_image):
+    model = tiny_generator("SRVGGNetCompact")
+    img = rgb_image(20, 27)
+    want = _direct(model, img)
+    out, mode = Reference(model, 4, tile=0, pre_pad=0).enhance(img)
+    assert mode == "RGB" and out.dtype == np.uint8
+    _check("whole", out, want, TOL_LEVELS["whole"])
+    radius = 2 + 2  # tiny SRVGG: num_conv 2 -> radius num_conv + 2
+    ref = Reference(model, 4, tile=8, tile_pad=radius, pre_pad=0)
+    tiled, _ = ref.enhance(img)
+    _check("tiled", tiled, want, TOL_LEVELS["tiled_pad_ge_radius"])
+    assert ref.model_calls == 3 * 4, "one forward per tile, one tile at a time"
+    assert ref.model_pixels > 20 * 27, "tiles carry their context"
+
+
+def test_reference_pre_pad_and_mod_pad_for_scale_2(tiny_generator, rgb_image):
+    model = tiny_generator("RRDBNet", scale=2)
+    img = rgb_image(13, 15)
+    out, _ = Reference(model, 2, tile=0, pre_pad=3).enhance(img)
+    assert out.shape == (26, 30, 3)
+    _check("scale-2 pre/mod pad", out, _direct(model, img, pre_pad=3, mod=2), TOL_LEVELS["whole"])
+
+
+def test_reference_modes_and_16_bit(tiny_generator, rgb_image):
+    model = tiny_generator("SRVGGNetCompact")
+    gray, mode = Reference(model, 4, pre_pad=0).enhance(rgb_image(9, 11, channels=1))
+    assert mode == "L" and gray.shape == (36, 44)
+    rgba = np.dstack([rgb_image(9, 11), np.full((9, 11), 200, np.uint8)])
+    out, mode = Reference(model, 4, pre_pad=0).enhance(rgba, alpha_upsampler="bicubic")
+    assert mode == "RGBA" and out.shape == (36, 44, 4)
+    deep, _ = Reference(model, 4, pre_pad=0).enhance(rgb_image(9, 11, dtype=np.uint16))
+    assert deep.dtype == np.uint16
+
+
+def test_reference_folder_writes_one_png_per_input(tiny_generator, rgb_image, tmp_path):
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(src / f"im{i}.png"), rgb_image(8, 10, seed=i))
+    written = reference_folder(Reference(tiny_generator("SRVGGNetCompact"), 4, pre_pad=0),
+                               sorted(src.glob("*.png")), tmp_path / "out")
+    assert [p.name for p in written] == ["im0_out.png", "im1_out.png"]
+    assert cv2.imread(str(written[0])).shape == (32, 40, 3)
+
+
+# --------------------------------------------------------------------------- report
+def _fake() -> dict:
+    models = [{"name": "M", "arch": "SRVGGNetCompact", "hparams": {"num_conv": 32, "num_feat": 64},
+               "flops_per_pixel": 1e6, "onnx_bytes": 2_000_000, "weights_note": "random"}]
+    res = [
+        {"id": "-/probe/-", "model": "-", "path": "probe", "input": "-", "seconds": 1.0, "peak_gflops": 100.0,
+         "torch_gflops": 100.0, "numpy_gflops": 80.0, "conv_gemm_gflops": 60.0, "n": 64, "threads": 2,
+         "rss_peak_mb": 50},
+        {"id": "M/ref-t0/photo", "model": "M", "path": "ref-t0", "input": "photo", "seconds": 2.0,
+         "model_seconds": 1.9, "megapixels": 0.1, "executed_pixels": 100000, "rss_peak_mb": 300},
+        {"id": "M/ref-tiled/photo", "model": "M", "path": "ref-tiled", "input": "photo", "seconds": 3.0,
+         "model_seconds": 2.9, "megapixels": 0.1, "executed_pixels": 120000, "rss_peak_mb": 300,
+         "max_abs_vs_ref": 1.0},
+        {"id": "M/ort-tiled/photo", "model": "M", "path": "ort-tiled", "input": "photo", "seconds": 1.5,
+         "model_seconds": 1.4, "megapixels": 0.1, "executed_pixels": 120000, "rss_peak_mb": 100,
+         "max_abs_vs_ref": 0.0},
+        {"id": "M/ort-fp16/photo", "model": "M", "path": "ort-fp16", "input": "photo", "error": "boom",
+         "rss_peak_mb": 90},
+        {"id": "M/ort-folder-model/folder", "model": "M", "path": "ort-folder-model", "input": "folder",
+         "seconds": 1.0, "model_seconds": 1.0, "megapixels": 0.1, "images": 16, "rss_peak_mb": 90},
+        {"id": "M/cli-startup/tiny", "model": "M", "path": "cli-startup", "input": "tiny", "seconds": 0.5,
+         "rss_peak_mb": 80},
+        {"id": "M/cli-folder/folder#0", "model": "M", "path": "cli-folder", "input": "folder", "seconds": 1.6,
+         "megapixels": 0.1, "images": 16, "rss_peak_mb": 95},
+        {"id": "M/cli-folder/folder#1", "model": "M", "path": "cli-folder", "input": "folder", "seconds": 1.8,
+         "megapixels": 0.1, "images": 16, "rss_peak_mb": 97},
+        {"id": "M/ref-folder/folder#0", "model": "M", "path": "ref-folder", "input": "folder", "seconds": 6.0,
+         "startup_s": 2.0, "megapixels": 0.1, "images": 16, "rss_peak_mb": 310},
+        {"id": "M/rss-cli/big", "model": "M", "path": "rss-cli", "input": "big", "seconds": 9.0,
+         "megapixels": 3.0, "rss_peak_mb": 250},
+    ]
+    meta = {"date_utc": "2026-01-01T00:00:00Z", "quick": True, "threads": 2, "total_s": 12,
+            "cpu": {"model": "Test CPU", "logical_cpus": 2, "flags": ["avx2"]}, "versions": {"torch": "x"},
+            "tier": {"big": [100, 50], "srvgg_photo": [64, 48], "folder_grid": 4}, "models": models,
+            "load_before": [0.1], "load_after": [0.2], "tile_pad": 10, "batch": 4, "pre_pad": 0}
+    return {"meta": meta, "results": res}
+
+
+def test_report_renders_ratios_targets_and_failures():
+    md = report.render_markdown(_fake(), plot_name=None)
+    assert "Test CPU" in md and "100 GFLOP/s" in md
+    line = next(s for s in md.splitlines() if s.startswith("| M | sr-run ORT fp32, tiled |"))
+    cells = [c.strip() for c in line.split("|")]
+    assert cells[5:7] == ["1.33", "2.00"], cells  # 2.0/1.5 and 3.0/1.5
+    assert "failed: boom" in md
+    folder = next(s for s in md.splitlines() if s.startswith("| M | sr-run CLI (cold) |"))
+    assert "| 1.70 |" in folder  # the median of the two cold runs
+    assert "peak RSS, 100×50" in md and "**no**" in md  # 250 MB > 1.3 x 0.24 MB + 2 MB
+
+
+def test_write_report_with_and_without_matplotlib(tmp_path, monkeypatch):
+    p = tmp_path / "bench.json"
+    p.write_text(json.dumps(_fake()))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    written = report.write_report(p)
+    assert [w.name for w in written] == ["bench.md"]
+    assert "bench.png" not in (tmp_path / "bench.md").read_text()
+    monkeypatch.delitem(sys.modules, "matplotlib")
+    pytest.importorskip("matplotlib")
+    written = report.write_report(p)
+    assert (tmp_path / "bench.png").stat().st_size > 1000
+    assert "![" in (tmp_path / "bench.md").read_text()
+
+
+# --------------------------------------------------------------------------- run helpers
+def test_plan_has_unique_ids_and_the_listed_paths(tmp_path):
+    specs = [run.ModelSpec(**{**s.__dict__, "onnx": "m.onnx", "onnx_fp16": "m16.onnx", "weights": "m.pt"})
+             for s in run.model_specs(run.QUICK, None)]
+    inputs = {"photo": {f"{s.photo[0]}x{s.photo[1]}": "p.png" for s in specs},
+              "folder": {f"{s.photo[0]}x{s.photo[1]}": "f" for s in specs}, "big": "b.png", "tiny": "t.png"}
+    jobs = run.plan_jobs(specs, inputs, run.QUICK, tmp_path, 2, with_rss=True, with_profile=True)
+    ids = [j.id for j in jobs]
+    assert len(ids) == len(set(ids))
+    paths = {j.path for j in jobs}
+    assert {"ref-t0", "ref-tiled", "ort-whole", "ort-tiled", "ort-batched", "ort-fp16", "ref-folder",
+            "cli-folder", "rss-cli", "probe"} <= paths
+    cli = next(j for j in jobs if j.worker == "cli")
+    assert "--model" in cli.args["argv"] and "--threads" in cli.args["argv"]
+
+
+def test_synthetic_photo_is_deterministic():
+    a, b = run._structured_image(40, 30), run._structured_image(40, 30)
+    assert a.shape == (30, 40, 3) and a.dtype == np.uint8 and np.array_equal(a, b) and a.std() > 10
