@@ -245,7 +245,12 @@ def run_batch(
                     break
                 except queue.Full:
                     continue
-        readq.put(_DONE)
+        while not stop.is_set():  # never block forever: the consumer may have stopped reading
+            try:
+                readq.put(_DONE, timeout=0.1)
+                break
+            except queue.Full:
+                continue
 
     def writer() -> None:
         while True:

@@ -107,8 +107,8 @@ def load_vgg_state(path: str | Path) -> dict[str, torch.Tensor]:
     Raises:
         ConfigError: the file is missing or unreadable; the message names ``train.perceptual_opt.vgg_weights``.
     """
-    from sr_train.checkpoint import read_state_dict
     from sr_runtime.errors import ModelFileError
+    from sr_train.checkpoint import read_state_dict
 
     p = Path(path)
     if not p.is_file():

@@ -470,6 +470,18 @@ class Trainer:
         return res
 
     # ------------------------------------------------------------------------------------------ plan
+    def _loss_summary(self) -> str:
+        t = self.cfg.train
+        parts = []
+        if t.pixel_opt:
+            parts.append(f"L1 x{t.pixel_opt.loss_weight:g}")
+        if self.cfg.is_gan and t.perceptual_opt:
+            src = t.perceptual_opt.vgg_weights or "RANDOM VGG19 (allow_random_init)"
+            parts.append(f"perceptual x{t.perceptual_opt.perceptual_weight:g} ({src})")
+        if self.cfg.is_gan and t.gan_opt:
+            parts.append(f"GAN x{t.gan_opt.loss_weight:g} (net_d_iters {t.net_d_iters}, init {t.net_d_init_iters})")
+        return ", ".join(parts)
+
     def plan(self) -> str:
         """A human-readable summary of what :meth:`fit` would do (``--dry-run``)."""
         cfg, t = self.cfg, self.cfg.train
@@ -493,12 +505,7 @@ class Trainer:
         lines += [
             f"data:       {len(self.train_set)} GT images in {ds.dataroot_gt}, gt_size {ds.gt_size}, "
             f"batch {cfg.batch_size}/process, {per_epoch} iterations/epoch, queue {t.queue_size}",
-            f"losses:     " + ", ".join(
-                n for n, on in (("L1 x%g" % t.pixel_opt.loss_weight if t.pixel_opt else "", t.pixel_opt),
-                                ("perceptual x%g" % t.perceptual_opt.perceptual_weight if t.perceptual_opt else "",
-                                 t.perceptual_opt),
-                                ("GAN x%g" % t.gan_opt.loss_weight if t.gan_opt else "", t.gan_opt and cfg.is_gan))
-                if on),
+            f"losses:     {self._loss_summary()}",
             f"optimizer:  Adam lr {t.optim_g.lr:g} betas {tuple(t.optim_g.betas)}; MultiStepLR "
             f"{list(t.scheduler.milestones)} x{t.scheduler.gamma:g}; EMA {t.ema_decay:g}",
             f"schedule:   {t.total_iter} iterations from {self.iter}; log every {cfg.logger.print_freq}, "
