@@ -269,11 +269,16 @@ def _torch_from_onnx(spec: Any, hparams: dict[str, Any], onnx_path: str) -> tupl
 
     torch.manual_seed(0)
     model = spec.build(**hparams).eval()
-    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(onnx_path).graph.initializer}
+    graph = onnx.load(onnx_path).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     sd = model.state_dict()
+    # the exporter renames PReLU slopes (onnx::PRelu_N, reshaped): pair them with the PReLU modules in order
+    prelu_keys = [f"{name}.weight" for name, mod in model.named_modules() if isinstance(mod, torch.nn.PReLU)]
+    prelu_inits = [n.input[1] for n in graph.node if n.op_type == "PRelu" and n.input[1] in inits]
+    renamed = dict(zip(prelu_keys, prelu_inits)) if len(prelu_keys) == len(prelu_inits) else {}
     matched = 0
     for k, v in sd.items():
-        a = inits.get(k)
+        a = inits.get(k, inits.get(renamed.get(k, "")))
         if a is not None and a.size == v.numel():
             sd[k] = torch.from_numpy(a.reshape(tuple(v.shape)).astype("float32"))
             matched += 1

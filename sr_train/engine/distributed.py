@@ -103,8 +103,8 @@ def all_reduce_mean(info: DistInfo, values: dict[str, float]) -> dict[str, float
 
     keys = sorted(values)
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    if info.backend == "nccl":
-        t = t.cuda()
+    if info.backend == "nccl":  # NCCL reduces device tensors only
+        t = t.to(torch.device("cuda", torch.cuda.current_device()))
     dist.all_reduce(t)
     t = (t / info.world_size).cpu()
     return {k: float(v) for k, v in zip(keys, t.tolist())}

@@ -55,6 +55,16 @@ def test_esrnet_two_steps_checkpoint_loads_and_exports(tmp_path):
     info = export_onnx(loaded.model, loaded.spec, loaded.hparams, tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").stat().st_size > 0 and info.scale == 4
 
+    # and the sr-export command line accepts the checkpoint as written
+    from click.testing import CliRunner
+
+    from sr_export.cli import main as export_main
+
+    res = CliRunner().invoke(export_main, [str(out / "models" / "net_g_latest.pth"), "-o", str(tmp_path / "c.onnx"),
+                                           "--no-check"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c.onnx").stat().st_size > 0
+
 
 def test_esrgan_two_steps_random_vgg(tmp_path, caplog):
     cfg = _cfg(tmp_path, "model_type=RealESRGANModel", "train.total_iter=2", "network_d.num_feat=4",
