@@ -100,8 +100,15 @@ def _short(exc: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def extract_state_dict(obj: Any, path: str | Path | None = None) -> tuple[dict[str, torch.Tensor], str]:
+def extract_state_dict(
+    obj: Any, path: str | Path | None = None, key: str | None = None
+) -> tuple[dict[str, torch.Tensor], str]:
     """Pick the generator state dict out of a loaded checkpoint object.
+
+    Args:
+        obj: what ``torch.load``/safetensors returned.
+        path: the file, for error messages.
+        key: a preferred entry (BasicSR's ``param_key_g``); falls back to ``params_ema`` > ``params``.
 
     Returns:
         ``(state_dict, source_key)`` with official keys; ``source_key`` is ``params_ema``, ``params`` or ``""``.
@@ -111,14 +118,12 @@ def extract_state_dict(obj: Any, path: str | Path | None = None) -> tuple[dict[s
     """
     if not isinstance(obj, Mapping):
         raise ModelFileError(f"holds a {type(obj).__name__}, not a state dict", BAD_FILE_HINT, path)
+    order = (key, *PARAM_KEYS, "state_dict") if key else (*PARAM_KEYS, "state_dict")
     key = ""
-    for k in PARAM_KEYS:
+    for k in order:
         if isinstance(obj.get(k), Mapping):
             obj, key = obj[k], k
             break
-    else:
-        if isinstance(obj.get("state_dict"), Mapping):
-            obj, key = obj["state_dict"], "state_dict"
     sd: dict[str, torch.Tensor] = {}
     for k, v in obj.items():
         if not isinstance(k, str) or not isinstance(v, torch.Tensor):
@@ -137,10 +142,13 @@ def extract_state_dict(obj: Any, path: str | Path | None = None) -> tuple[dict[s
     return sd, key
 
 
-def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """Read a checkpoint file safely and return ``(official-key state dict, source_key)``."""
+def read_state_dict(path: str | Path, key: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """Read a checkpoint file safely and return ``(official-key state dict, source_key)``.
+
+    ``key`` prefers one entry of an official dict (e.g. ``params``), as BasicSR's ``param_key_g``.
+    """
     path = Path(path)
-    return extract_state_dict(_read_raw(path), path)
+    return extract_state_dict(_read_raw(path), path, key)
 
 
 def build_from_state_dict(

@@ -225,15 +225,12 @@ class Trainer:
         return self
 
     def _load_pretrained(self, net: nn.Module, path: str, key: str, strict: bool, cfg_key: str) -> None:
-        from sr_train.checkpoint import _read_raw, extract_state_dict
+        from sr_train.checkpoint import read_state_dict
 
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{cfg_key}: file not found", "Point it to a checkpoint (e.g. a RealESRNet net_g_*.pth).", p)
-        raw = _read_raw(p)
-        if isinstance(raw, Mapping) and isinstance(raw.get(key), Mapping):
-            raw = {key: raw[key]}
-        sd, _ = extract_state_dict(raw, p)
+        sd, _ = read_state_dict(p, key)
         own = net.state_dict()
         if strict:
             missing = [k for k in own if k not in sd]

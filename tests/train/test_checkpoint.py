@@ -173,3 +173,9 @@ def test_read_state_dict_strips_and_prefers_ema(tmp_path):
     assert key == "params_ema" and torch.equal(sd["a"], torch.ones(1))
     with pytest.raises(pickle.UnpicklingError):
         pickle.loads(b"not a pickle")
+
+
+def test_read_state_dict_honours_a_preferred_key(tmp_path):
+    torch.save({"params": {"a": torch.zeros(1)}, "params_ema": {"a": torch.ones(1)}}, tmp_path / "x.pth")
+    sd, key = read_state_dict(tmp_path / "x.pth", key="params")
+    assert key == "params" and torch.equal(sd["a"], torch.zeros(1))
