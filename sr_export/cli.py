@@ -233,9 +233,6 @@ def _run(model: Path, out: str | None, dni: Path | None, dni_weight: float | Non
             entry = write_triton_entry(triton_repo, fields["name"] + ("_fp16" if fp16 else ""), served, info,
                                        max_batch_size=max_batch, sidecar=sidecar)
             written += [entry / "config.pbtxt", next((entry / "1").iterdir())]
-        from sr_runtime.trt_build import default_file_mode
-
-        os.chmod(artifact, default_file_mode())  # atomic_write's temp file is 0o600
         os.replace(artifact, onnx_out)
         written.insert(0, onnx_out)
         if engine_tmp is not None:

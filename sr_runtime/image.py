@@ -7,8 +7,6 @@ dtype uint8 (0..255) or uint16 (0..65535). The bit depth is decided by the dtype
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +15,7 @@ import cv2
 import numpy as np
 
 from sr_runtime.errors import ImageError
+from sr_runtime.fileio import atomic_write_bytes
 
 Mode = Literal["L", "LA", "RGB", "RGBA"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".jp2", ".ppm", ".pgm", ".pnm")
@@ -239,40 +238,6 @@ def encode_image(img: np.ndarray, ext: str) -> bytes:
     if not ok:
         raise ImageError(f"cannot encode as {e}", "Choose another --ext.")
     return buf.tobytes()
-
-
-def _write_fully(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    A failure (full disk, permissions, Ctrl-C) leaves neither a partial ``path`` nor the temp file.
-
-    Raises:
-        OSError: the write failed (the original error, after cleanup).
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        try:
-            _write_fully(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_image(path: str | Path, img: np.ndarray, ext: str | None = None) -> list[str]:

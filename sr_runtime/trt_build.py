@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sr_runtime.errors import MissingExtraError, ModelFileError, SrError
+from sr_runtime.fileio import atomic_write_bytes
 
 Flavor = Literal["auto", "tensorrt", "rtx"]
 Shape = tuple[int, int, int, int]
@@ -449,29 +449,7 @@ def _load_timing_cache(config: Any, path: Path | None) -> Any:
 
 def _save_timing_cache(config: Any, path: Path) -> None:
     blob = bytes(config.get_timing_cache().serialize())
-    _atomic_bytes(Path(path), blob)
-
-
-def default_file_mode() -> int:
-    """``0o666`` minus the process umask: the mode ``open()`` would give (mkstemp gives 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_bytes(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temp file in ``path``'s folder and rename it into place (normal file mode)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(Path(path), blob)
 
 
 def write_engine(engine: bytes, sidecar: dict[str, Any], path: str | Path) -> Path:
@@ -481,8 +459,8 @@ def write_engine(engine: bytes, sidecar: dict[str, Any], path: str | Path) -> Pa
         The engine path.
     """
     path = Path(path)
-    _atomic_bytes(path, engine)
-    _atomic_bytes(sidecar_path(path), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, engine)
+    atomic_write_bytes(sidecar_path(path), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

@@ -8,9 +8,7 @@ and ``_orig_mod.`` prefixes and the old ESRGAN layouts are accepted.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import torch
 from torch import nn
 
 from sr_runtime.errors import MissingExtraError, ModelFileError
+from sr_runtime.fileio import atomic_write
 from sr_train.archs import REGISTRY
 from sr_train.archs.registry import ArchSpec
 from sr_train.archs.rrdbnet import convert_old_layout, is_old_layout
@@ -219,29 +218,6 @@ def _cpu_state(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 k = k[len(p):]
         out[k] = v.detach().cpu().contiguous()
     return out
-
-
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` on a temp file in the target folder, then ``os.replace`` it into place.
-
-    The temp file is removed on any failure, so a crash never leaves a half-written ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0o600; give the mode open() would
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(

@@ -327,9 +327,9 @@ class TrtBackend:
         cache, cache_path = getattr(self, "_runtime_cache", None), getattr(self, "_runtime_cache_path", None)
         if cache is not None and cache_path is not None:
             try:
-                from sr_runtime.trt_build import _atomic_bytes
+                from sr_runtime.fileio import atomic_write_bytes
 
-                _atomic_bytes(cache_path, bytes(cache.serialize()))
+                atomic_write_bytes(cache_path, bytes(cache.serialize()))
             except OSError as exc:
                 warnings.warn(f"{cache_path}: runtime cache not saved ({exc})", stacklevel=2)
         cuda = getattr(self, "_cuda", None)

@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 
-from sr_runtime import image as image_mod
+from sr_runtime import fileio
 from sr_runtime.api import Upscaler
 from sr_runtime.batch import collect_inputs, plan_jobs, run_batch
 from sr_runtime.errors import SrError
@@ -88,7 +88,7 @@ def test_failed_write_leaves_no_partial(image_files, tmp_path, monkeypatch):
         os.write(fd, bytes(data[:10]))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(image_mod, "_write_fully", full)
+    monkeypatch.setattr(fileio, "_write_fully", full)
     jobs = plan_jobs([image_files["rgb"]], tmp_path / "o")
     res = run_batch(jobs, enhance_fn(), quiet=True)
     assert res.failed == 1 and "No space left" in res.errors[0]

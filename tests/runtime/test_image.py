@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sr_runtime import image as image_mod
+from sr_runtime import fileio
 from sr_runtime.errors import ImageError
 from sr_runtime.image import (
     apply_orientation,
@@ -123,7 +123,7 @@ def test_full_disk_leaves_nothing(tmp_path, monkeypatch):
         os.write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(image_mod, "_write_fully", full)
+    monkeypatch.setattr(fileio, "_write_fully", full)
     with pytest.raises(ImageError, match="No space left"):
         write_image(target, np.zeros((4, 4, 3), np.uint8))
     assert target.read_bytes() == b"old", "the previous file must be untouched"
