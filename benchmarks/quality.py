@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -44,6 +42,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from sr_runtime.compare import psnr_y, ssim_y  # noqa: E402
+from sr_runtime.fileio import atomic_write_bytes  # noqa: E402
 
 DEGRADATIONS = ("a_bicubic", "b_realistic")
 DEG_TEXT = {
@@ -264,18 +263,6 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -319,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                         "onnxruntime": ort_version, "machine": platform.machine()},
         "results": results,
     }
-    _write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    atomic_write_bytes(args.out.with_suffix(".json"), (json.dumps(report, indent=2) + "\n").encode())
     md = to_markdown(report)
-    _write_atomic(args.out.with_suffix(".md"), md)
+    atomic_write_bytes(args.out.with_suffix(".md"), md.encode())
     print(md)
     return 0
 

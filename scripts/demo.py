@@ -15,9 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,8 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # also runs from a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
 DETAIL = (122, 72, 96, 96)
 """Detail crop of the bundled sample (x, y, w, h in input pixels): Chelsea's left eye and the fur around it."""
 LABEL_H = 28
@@ -64,19 +64,13 @@ def make_upscaler(model: Path, threads: int | None) -> tuple[Callable[[np.ndarra
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
-    """Write a PNG atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write a PNG atomically (``sr_runtime.fileio``: temp file in the same folder, then ``os.replace``)."""
+    from sr_runtime.fileio import atomic_write_bytes
+
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise SystemExit(f"error: {path}: PNG encoding failed.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def _labelled(panel: np.ndarray, text: str) -> np.ndarray:

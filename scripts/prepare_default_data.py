@@ -28,16 +28,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from sr_runtime.fileio import atomic_write_bytes  # noqa: E402
 
 SKIMAGE_VERSION = "0.26.0"
 
@@ -159,18 +163,11 @@ def window_starts(size: int, crop: int, step: int, thresh: int) -> list[int]:
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
-    """Write a PNG atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write a PNG atomically (``sr_runtime.fileio``: temp file in the same folder, then ``os.replace``)."""
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
         raise SystemExit(f"error: {path}: PNG encoding failed.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def prepare(out: Path, source: PhotoSource, scales: list[float], crop: int, step: int, thresh: int,
@@ -182,8 +179,6 @@ def prepare(out: Path, source: PhotoSource, scales: list[float], crop: int, step
         raise SystemExit(f"error: the split overlaps: {sorted(train_names & held_names)}")
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "heldout").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "train").glob("*.png"):
-        stale.unlink()
     manifest: dict = {"source": source.origin, "scales": scales, "crop_size": crop, "step": step,
                       "thresh_size": thresh,
                       "min_std": min_std, "max_per_photo": max_per_photo, "train": [], "heldout": [], "excluded": EXCLUDED}
@@ -226,10 +221,58 @@ def prepare(out: Path, source: PhotoSource, scales: list[float], crop: int, step
         manifest["heldout"].append({"file": photo.file, "licence": photo.licence, "credit": photo.credit,
                                     "sha256": _sha256(data), "shape": list(img.shape)})
         print(f"heldout {photo.file:24s} {img.shape[1]}x{img.shape[0]}", flush=True)
-    (out / "meta_info.txt").write_text("".join(f"{n}\n" for n in subimages))
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    keep = set(subimages)
+    for stale in (out / "train").glob("*.png"):  # after writing: a running training never sees a gap
+        if stale.name not in keep:
+            stale.unlink()
+    atomic_write_bytes(out / "meta_info.txt", "".join(f"{n}\n" for n in subimages).encode())
+    atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     print(f"{len(subimages)} GT sub-images in {out / 'train'}; held out: {', '.join(sorted(held_names))}")
     return manifest
+
+
+def bilinear_residual_init(num_feat: int, num_conv: int, scale: int = 4, seed: int = 0) -> dict:
+    """SRVGGNetCompact weights whose output starts as bilinear upscaling instead of nearest (needs torch).
+
+    SRVGGNetCompact adds its residual to the nearest-upsampled input, so from a random init its output is
+    blocky and it takes thousands of CPU iterations to learn plain interpolation (measured: still below
+    bicubic after 4000 iterations). Here feature channels 0-2 of every conv but the last carry the input
+    unchanged (centre tap 1; inputs are >= 0, so PReLU passes them), and the last conv maps them to
+    ``bilinear - nearest`` for each of the ``scale**2`` sub-pixel positions (3x3 taps suffice for bilinear).
+    All other weights keep the default random init; the last conv's random part is scaled by 0.1.
+
+    Returns:
+        An official-key state dict (CPU float32 tensors).
+    """
+    import torch
+
+    from sr_train.archs import REGISTRY
+
+    torch.manual_seed(seed)
+    model = REGISTRY.get("SRVGGNetCompact").build(num_feat=num_feat, num_conv=num_conv, upscale=scale,
+                                                   act_type="prelu")
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    convs = [k for k in sd if k.endswith(".weight") and sd[k].ndim == 4]
+    with torch.no_grad():
+        for k in convs[:-1]:
+            w, b = sd[k], sd[k[: -len("weight")] + "bias"]
+            w[:3], b[:3] = 0.0, 0.0
+            for c in range(3):
+                w[c, c, 1, 1] = 1.0
+        w, b = sd[convs[-1]], sd[convs[-1][: -len("weight")] + "bias"]
+        w *= 0.1
+        w[:, :3], b[:] = 0.0, 0.0
+
+        def taps(t: float) -> np.ndarray:  # 1-D bilinear weights on LR pixels (-1, 0, +1) at offset t
+            return np.array([-t, 1 + t, 0.0]) if t < 0 else np.array([0.0, 1 - t, t])
+
+        for c in range(3):
+            for i in range(scale):
+                for j in range(scale):
+                    k2 = np.outer(taps((i + 0.5) / scale - 0.5), taps((j + 0.5) / scale - 0.5))
+                    k2[1, 1] -= 1.0  # the network adds the nearest-upsampled input itself
+                    w[c * scale * scale + i * scale + j, c] = torch.from_numpy(k2).float()
+    return sd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +290,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip near-flat sub-images (gray std below this, 8-bit levels); upstream keeps all")
     ap.add_argument("--max-per-photo", type=int, default=80,
                     help="cap per photo (evenly spaced) so big photos do not dominate; 0 = no cap")
+    ap.add_argument("--init-checkpoint", type=Path, default=None,
+                    help="also write the bilinear-residual start weights (official layout; needs torch) here")
+    ap.add_argument("--init-arch", type=int, nargs=2, default=[48, 16], metavar=("NUM_FEAT", "NUM_CONV"),
+                    help="SRVGGNetCompact size of --init-checkpoint (x4)")
     args = ap.parse_args(argv)
+    if args.init_checkpoint is not None:
+        from sr_train.checkpoint import save_checkpoint
+
+        save_checkpoint(args.init_checkpoint, params=bilinear_residual_init(*args.init_arch))
+        print(f"wrote start weights {args.init_checkpoint} (SRVGGNetCompact {args.init_arch}, bilinear residual)")
     if args.wheel is not None and not args.wheel.is_file():
         print(f"error: {args.wheel}: file not found. Pass a scikit-image wheel or omit --wheel.", file=sys.stderr)
         return 2
