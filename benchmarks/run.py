@@ -95,7 +95,7 @@ class Tier:
 
 
 FULL = Tier(srvgg_photo=(640, 480), rrdb_photo=(160, 120), srvgg_tile=256, rrdb_tile=64,
-            srvgg_repeats=2, rrdb_repeats=2, big=(2000, 1500))
+            srvgg_repeats=3, rrdb_repeats=2, big=(2000, 1500))
 QUICK = Tier(srvgg_photo=(128, 96), rrdb_photo=(32, 24), srvgg_tile=48, rrdb_tile=16,
              srvgg_repeats=1, rrdb_repeats=1, big=(320, 240), folder_grid=2, profile=False,
              probe_n=2048)
@@ -612,6 +612,37 @@ def w_profile_ref(args: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"seconds": total, "by_op": by_op, "megapixels": x.shape[2] * x.shape[3] / 1e6}
 
 
+def w_pipeline(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    """sr-run's folder pipeline in one warm process (``run_batch``: reader thread, model, writer threads),
+    with the time inside the network counted: the share of the pipeline the model fills."""
+    import cv2
+
+    from sr_runtime.api import Upscaler
+    from sr_runtime.backends import open_backend
+    from sr_runtime.batch import collect_inputs, default_writers, plan_jobs, run_batch
+
+    jobs = plan_jobs(collect_inputs(args["folder"]), args["out"])
+    Path(args["out"]).mkdir(parents=True, exist_ok=True)
+    backend = _CountingBackend(open_backend(args["model"], "ort", threads))
+    up = Upscaler(backend, args["tile"], args["pad"], args["pre_pad"], batch=args["batch"], threads=threads)
+    up.enhance(cv2.imread(str(jobs[0].src), cv2.IMREAD_UNCHANGED))  # warm-up
+    times, model_times, mp = [], [], 0.0
+    for _ in range(args["repeats"]):
+        backend.counter.reset()
+        t0 = time.perf_counter()
+        res = run_batch(jobs, up.enhance, quiet=True, writers=default_writers())
+        times.append(time.perf_counter() - t0)
+        model_times.append(backend.counter.seconds)
+        mp = res.megapixels
+        if res.failed:
+            raise RuntimeError(f"{res.failed} files failed: {res.errors[:1]}")
+    up.close()
+    return {"times": times, "model_times": model_times, "seconds": statistics.median(times),
+            "model_seconds": statistics.median(model_times), "megapixels": mp, "images": len(jobs),
+            "model_share": statistics.median(m / t for m, t in zip(model_times, times)),
+            "provider": backend.provider}
+
+
 def w_io(args: dict[str, Any], threads: int) -> dict[str, Any]:
     """The folder's image I/O alone: decode each input, encode an x``scale`` output PNG (as sr-run writes)."""
     import cv2
@@ -679,7 +710,7 @@ def w_parity(args: dict[str, Any], threads: int) -> dict[str, Any]:
     return {"pairs": out}
 
 
-WORKERS = {"prepare": w_prepare, "parity": w_parity, "io": w_io, "probe": w_probe, "ref": w_ref, "ours": w_ours,
+WORKERS = {"prepare": w_prepare, "parity": w_parity, "io": w_io, "pipeline": w_pipeline, "probe": w_probe, "ref": w_ref, "ours": w_ours,
            "ref_folder": w_ref_folder, "profile_ort": w_profile_ort, "profile_ref": w_profile_ref}
 
 
@@ -741,12 +772,15 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
                              "batch": BATCH, "save": str(mdir / "ort-fp16.png")}))
         jobs.append(Job(f"{s.name}/ort-folder-model/folder", s.name, "ort-folder-model", "folder", "ours",
                         {**ours, "folder": folder, "model_only": True, "tile": 0, "pad": TILE_PAD, "batch": 1}))
+        jobs.append(Job(f"{s.name}/pipeline/folder", s.name, "pipeline", "folder", "pipeline",
+                        {**ours, "folder": folder, "tile": 0, "pad": TILE_PAD, "batch": BATCH,
+                         "out": str(mdir / "pipeline")}))
         jobs.append(Job(f"{s.name}/io/folder", s.name, "io", "folder", "io",
                         {"folder": folder, "scale": scale, "out": str(mdir / "io")}))
         jobs.append(Job(f"{s.name}/cli-startup/tiny", s.name, "cli-startup", "tiny", "cli",
                         {"argv": cli_argv(inputs["tiny"], str(outdir / f"tiny_{s.name}.png"), s.onnx, s.tile,
                                           TILE_PAD, BATCH, threads)}))
-        for r in range(max(1, s.repeats - 1)):  # cold runs, as users run them
+        for r in range(max(1, min(2, s.repeats))):  # cold runs, as users run them
             jobs.append(Job(f"{s.name}/ref-folder/folder#{r}", s.name, "ref-folder", "folder", "ref_folder",
                             {**base, "folder": folder, "tile": 0, "pad": TILE_PAD, "out": str(mdir / "ref-folder")}))
             jobs.append(Job(f"{s.name}/cli-folder/folder#{r}", s.name, "cli-folder", "folder", "cli",

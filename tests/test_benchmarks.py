@@ -118,6 +118,8 @@ def _fake() -> dict:
          "megapixels": 0.1, "images": 16, "rss_peak_mb": 97},
         {"id": "M/ref-folder/folder#0", "model": "M", "path": "ref-folder", "input": "folder", "seconds": 6.0,
          "startup_s": 2.0, "megapixels": 0.1, "images": 16, "rss_peak_mb": 310},
+        {"id": "M/pipeline/folder", "model": "M", "path": "pipeline", "input": "folder", "seconds": 2.0,
+         "model_seconds": 1.8, "megapixels": 0.1, "images": 16, "rss_peak_mb": 99},
         {"id": "M/rss-cli/big", "model": "M", "path": "rss-cli", "input": "big", "seconds": 9.0,
          "megapixels": 3.0, "rss_peak_mb": 250},
     ]
@@ -138,6 +140,8 @@ def test_report_renders_ratios_targets_and_failures():
     folder = next(s for s in md.splitlines() if s.startswith("| M | sr-run CLI (cold) |"))
     assert "| 1.70 |" in folder  # the median of the two cold runs
     assert "peak RSS, 100×50" in md and "**no**" in md  # 250 MB > 1.3 x 0.24 MB + 2 MB
+    target = next(s for s in md.splitlines() if "folder throughput vs pure model" in s)
+    assert "90%" in target and "**no**" in target  # 1.8 s of 2.0 s < 95%
 
 
 def test_write_report_with_and_without_matplotlib(tmp_path, monkeypatch):
