@@ -166,6 +166,9 @@ def _machine(meta: dict[str, Any], probe: dict[str, Any]) -> list[str]:
             f"**{probe['peak_gflops']:.0f} GFLOP/s** (torch {_f(probe.get('torch_gflops'), '{:.0f}')}, "
             f"numpy/OpenBLAS {_f(probe.get('numpy_gflops'), '{:.0f}')}, {probe.get('n')}² matrices); a "
             f"conv-shaped GEMM (16384×576×64) reaches {_f(probe.get('conv_gemm_gflops'), '{:.0f}')} GFLOP/s.")
+    for mg in meta.get("merged", []):
+        lines.append(f"- **Re-measured** {mg['date_utc']}: rows of {', '.join(mg['models'])} (and that run's probe, "
+                     f"where shown), load average before {mg.get('load_before')}.")
     inputs = meta.get("inputs", {})
     tier = meta.get("tier", {})
     if inputs:
@@ -191,6 +194,15 @@ def _hp(hp: dict[str, Any]) -> str:
     return "(" + ", ".join(f"{k}={hp[k]}" for k in keys if k in hp) + ")"
 
 
+DISTURBED = 0.15
+"""Other processes' CPU time per second of a job above which its row is marked (⚠)."""
+
+
+def _mark(r: Row) -> str:
+    share = r.extra.get("foreign_share")
+    return " ⚠" if share is not None and share > DISTURBED else ""
+
+
 def photo_table(ctx: Context) -> list[str]:
     lines = ["| model | path | s / image | MP/s | × ref whole | × ref tiled | model s | executed / image px | "
              "model GFLOP/s | % peak | peak RSS MB | max abs diff vs ref (8-bit) |",
@@ -207,7 +219,7 @@ def photo_table(ctx: Context) -> list[str]:
             useful, frac = ctx.gflops(r)
             over = r.executed_pixels / (r.megapixels * 1e6) if r.executed_pixels and r.megapixels else None
             lines.append(
-                f"| {m} | {PATH_LABELS[p]} | {_f(r.seconds, '{:.3f}')} | {_f(r.mp_s, '{:.3g}')} | "
+                f"| {m} | {PATH_LABELS[p]} | {_f(r.seconds, '{:.3f}')}{_mark(r)} | {_f(r.mp_s, '{:.3g}')} | "
                 f"{_f(_ratio(r0, r))} | {_f(_ratio(rt, r))} | {_f(r.model_seconds, '{:.3f}')} | {_f(over)} | "
                 f"{_f(useful, '{:.0f}')} | {_f(frac * 100 if frac else None, '{:.0f}')} | {_f(r.rss_mb, '{:.0f}')} | "
                 f"{_f(r.max_abs, '{:.0f}', '(ref)' if p == 'ref-t0' else '–')} |")
@@ -233,7 +245,8 @@ def folder_table(ctx: Context) -> list[str]:
             net = r.megapixels / (secs - su) if su is not None and secs and secs > su else None
             share = r.model_seconds / r.seconds if p in ("pipeline", "ref-folder") and r.model_seconds else None
             lines.append(
-                f"| {m} | {PATH_LABELS[p]} | {r.images} | {_f(secs, '{:.2f}')} | {_f(r.megapixels / secs, '{:.3g}')} | "
+                f"| {m} | {PATH_LABELS[p]} | {r.images} | {_f(secs, '{:.2f}')}{_mark(r)} | "
+                f"{_f(r.megapixels / secs, '{:.3g}')} | "
                 f"{_f(ref.seconds / secs if ref and not ref.error and p in ('ref-folder', 'cli-folder') else None)} | "
                 f"{_f(su)} | {_f(net, '{:.3g}')} | {_f(share * 100 if share else None, '{:.0f}%')} | "
                 f"{_f(r.rss_mb, '{:.0f}')} |")
@@ -297,10 +310,10 @@ def targets(ctx: Context) -> list[dict[str, Any]]:
             f = pipe.model_seconds / pipe.seconds
             io = ctx.row(m, "io", "folder")
             out.append({"target": f"{m}: folder throughput vs pure model throughput (warm sr-run pipeline)",
-                        "measured": f"{f * 100:.0f}% (model {pipe.model_seconds:.2f} s of {pipe.seconds:.2f} s"
+                        "measured": f"{f * 100:.1f}% (model {pipe.model_seconds:.2f} s of {pipe.seconds:.2f} s"
                                     + (f"; PNG I/O alone {io.seconds:.2f} s" if io and not io.error else "") + ")",
                         "goal": f"≥ {FOLDER_TARGET * 100:.0f}%", "met": f >= FOLDER_TARGET,
-                        "miss": None if f >= FOLDER_TARGET else f"{(FOLDER_TARGET - f) * 100:.0f} points short"})
+                        "miss": None if f >= FOLDER_TARGET else f"{(FOLDER_TARGET - f) * 100:.1f} points short"})
             continue
         cli, model_only = ctx.row(m, "cli-folder", "folder"), ctx.row(m, "ort-folder-model", "folder")
         if cli and model_only and not cli.error and not model_only.error and model_only.model_seconds:
@@ -347,7 +360,9 @@ def render_markdown(data: dict[str, Any], plot_name: str | None = "bench.png") -
     parts = ["# sr-deploy CPU benchmark", "", *_machine(ctx.meta, ctx.probe), "", "Models:", *_models_lines(ctx), "",
              "## One photo", "", "Ratios are the reference's seconds over ours (higher is faster). *model GFLOP/s* "
              "counts the useful conv FLOPs of the image over time in the network; *executed / image px* is the "
-             "work the tiles' context adds; *% peak* counts the FLOPs the network executed against the GEMM probe.", "", *photo_table(ctx), "",
+             "work the tiles' context adds; *% peak* counts the FLOPs the network executed against the GEMM probe "
+             "(it can pass 100 %: ONNX Runtime's conv kernels can beat the probe's GEMMs). ⚠: other processes used "
+             f"more than {DISTURBED:.0%} of a CPU during that job.", "", *photo_table(ctx), "",
              "## Folder, end to end", "", "Cold processes as a user runs them (interpreter start, model load, "
              "read, upscale, write PNG).", "", *folder_table(ctx), ""]
     mem = memory_table(ctx)

@@ -163,6 +163,18 @@ def load_average() -> list[float]:
         return []
 
 
+def cpu_jiffies() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat (0, 0 where unreadable)."""
+    try:
+        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    user, nice, system, _idle, _iowait, irq, softirq = f[:7]
+    steal = f[7] if len(f) > 7 else 0
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
 def _status_mb(key: str) -> float | None:
     """A ``/proc/self/status`` memory line (VmRSS, VmHWM) in MB."""
     try:
@@ -365,6 +377,7 @@ def run_child(job: Job, threads: int, cache: Path, log: Any) -> dict[str, Any]:
                 "result": str(result_file)}
         cmd = [sys.executable, "-m", "benchmarks.run", "--worker", json.dumps(spec)]
     with open(logs / f"{safe}.log", "w") as fh:
+        busy0, steal0 = cpu_jiffies()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
         timer = threading.Timer(CHILD_TIMEOUT_S, proc.kill)
@@ -374,12 +387,18 @@ def run_child(job: Job, threads: int, cache: Path, log: Any) -> dict[str, Any]:
         finally:
             timer.cancel()
         wall = time.perf_counter() - t0
+        busy1, steal1 = cpu_jiffies()
         proc.returncode = os.waitstatus_to_exitcode(status)
+    own = ru.ru_utime + ru.ru_stime
+    # CPU time other processes used while this job ran: a disturbed measurement shows here
+    foreign = max(0.0, (busy1 - busy0) - own)
     res: dict[str, Any] = {}
     if result_file.is_file():
         res = json.loads(result_file.read_text())
     res.update({"id": job.id, "model": job.model, "path": job.path, "input": job.input,
-                "wall_s": wall, "rss_peak_mb": ru.ru_maxrss / 1024.0, "returncode": proc.returncode})
+                "wall_s": wall, "rss_peak_mb": ru.ru_maxrss / 1024.0, "returncode": proc.returncode,
+                "cpu_s": own, "foreign_cpu_s": foreign, "foreign_share": foreign / max(wall, 1e-9),
+                "steal_s": steal1 - steal0})
     if proc.returncode != 0 and "error" not in res:
         tail = (logs / f"{safe}.log").read_text(errors="replace").strip().splitlines()[-3:]
         res["error"] = " | ".join(tail) or f"exit code {proc.returncode}"
@@ -823,6 +842,22 @@ def _megapixels_of(path: str) -> tuple[float, int]:
     return mp, len(files)
 
 
+def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with every (model, path) row that ``new`` measured replaced by the new row; the new run's
+    probe, time and models are recorded under ``meta.merged``."""
+    key = lambda r: (r.get("model"), r.get("path"))  # noqa: E731
+    fresh = {key(r) for r in new["results"]}
+    results = [r for r in old["results"] if key(r) not in fresh] + new["results"]
+    meta = dict(old["meta"])
+    names = {m["name"] for m in new["meta"].get("models", [])}
+    meta["models"] = [m for m in meta.get("models", []) if m["name"] not in names] + new["meta"].get("models", [])
+    order = [m["name"] for m in old["meta"].get("models", [])]
+    meta["models"].sort(key=lambda m: order.index(m["name"]) if m["name"] in order else len(order))
+    meta["merged"] = [*meta.get("merged", []), {"date_utc": new["meta"]["date_utc"], "models": sorted(names),
+                                               "load_before": new["meta"].get("load_before")}]
+    return {"meta": meta, "results": results}
+
+
 def parity_pairs(cache: Path, results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(result id, our output, reference whole-image output) for every photo configuration."""
     pairs = []
@@ -845,6 +880,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-rss", action="store_true", help="skip the big-image memory jobs")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="per-operator profiles (default: on for the full run, off with --quick)")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only this run's rows in the existing <out>/bench.json (re-measure some models)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
@@ -893,7 +930,8 @@ def main(argv: list[str] | None = None) -> int:
             res["times"] = [res["wall_s"]]
         results.append(res)
         what = f"{res['seconds']:.3f}s" if isinstance(res.get("seconds"), (int, float)) else ""
-        log(f"{i + 1}/{len(jobs)} {job.id}: {what} peak RSS {res['rss_peak_mb']:.0f} MB"
+        log(f"{i + 1}/{len(jobs)} {job.id}: {what} peak RSS {res['rss_peak_mb']:.0f} MB, other processes "
+            f"{res['foreign_cpu_s']:.1f} CPU-s"
             + (f"  ERROR {res['error']}" if res.get("error") else ""))
     par = run_child(Job("-/parity/-", "-", "parity", "-", "parity", {"pairs": parity_pairs(cache, results)}),
                     a.threads, cache, log)
@@ -904,6 +942,8 @@ def main(argv: list[str] | None = None) -> int:
     data = {"meta": meta, "results": results}
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "bench.json"
+    if a.merge and json_path.is_file():
+        data = merge_results(json.loads(json_path.read_text()), data)
     with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".tmp", delete=False) as fh:
         json.dump(data, fh, indent=1)
     os.replace(fh.name, json_path)

@@ -141,7 +141,7 @@ def test_report_renders_ratios_targets_and_failures():
     assert "| 1.70 |" in folder  # the median of the two cold runs
     assert "peak RSS, 100×50" in md and "**no**" in md  # 250 MB > 1.3 x 0.24 MB + 2 MB
     target = next(s for s in md.splitlines() if "folder throughput vs pure model" in s)
-    assert "90%" in target and "**no**" in target  # 1.8 s of 2.0 s < 95%
+    assert "90.0%" in target and "**no**" in target  # 1.8 s of 2.0 s < 95%
 
 
 def test_write_report_with_and_without_matplotlib(tmp_path, monkeypatch):
