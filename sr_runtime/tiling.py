@@ -3,6 +3,8 @@
 Semantics follow upstream ``RealESRGANer`` (``tile``, ``tile_pad``, ``pre_pad``, mod-padding for scale 1/2
 models), with four differences:
 
+- cores are balanced: an axis of ``size`` pixels gets ``n = ceil(size / tile)`` cores of about ``size / n``
+  pixels (``tile`` is the largest core, not a fixed one), so no thin remainder tile carries a full window;
 - every tile window has the same shape: windows at the right/bottom edge are shifted inwards (they read
   *more* real context, never padding), so several tiles stack into one batch and an engine sees one shape;
 - window origins, sizes and the padding are multiples of ``size_multiple`` so pixel-unshuffle grids align;
@@ -103,7 +105,8 @@ class TilePlan:
     width: int
     """Padded input width."""
     tile: int
-    """Core size (a multiple of ``size_multiple``); equals the image size when tiling is off."""
+    """Largest core side (a multiple of ``size_multiple``, at most the requested tile); the image size when
+    tiling is off."""
     pad: int
     """Context on each side of a core (``tile_pad`` rounded up to ``size_multiple``)."""
     window: tuple[int, int]
@@ -131,13 +134,24 @@ def _axis(size: int, tile: int, pad: int, win: int) -> list[tuple[int, int, int]
     return out
 
 
+def _balanced(size: int, tile: int, m: int) -> int:
+    """Core side along an axis: as few cores as ``tile`` allows, of near-equal size (multiple of ``m``).
+
+    640 px at tile 256 gives 3 cores of 214 (214, 214, 212) rather than 256, 256, 128: with same-shape
+    windows the thin last core would otherwise read a full ``tile + 2 * pad`` window.
+    """
+    n = -(-size // tile)
+    return min(tile, _round_up(-(-size // n), m))
+
+
 def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: int = 1) -> TilePlan:
-    """Cut a ``height`` x ``width`` input into a grid of cores with equal-shape windows.
+    """Cut a ``height`` x ``width`` input into a grid of balanced cores with equal-shape windows.
 
     Args:
         height, width: input size; multiples of ``size_multiple`` (pad the image first).
-        tile: core size in input pixels (rounded down to ``size_multiple``, at least one multiple);
-            ``0`` means one tile covering the whole image.
+        tile: largest core side in input pixels (rounded down to ``size_multiple``, at least one multiple);
+            each axis gets the fewest cores this allows, of near-equal size; ``0`` means one tile covering
+            the whole image.
         pad: context pixels around each core (rounded up to ``size_multiple``); the tiled output equals
             the whole-image output when ``pad`` >= the model's receptive radius.
         size_multiple: the model's input size multiple (1, or 2/4 for pixel-unshuffle models).
@@ -155,12 +169,13 @@ def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: i
         return TilePlan(height, width, max(height, width), 0, (height, width), m, (Tile(0, core, core),))
     t = max(m, tile // m * m)
     p = _round_up(pad, m)
-    win = (min(t + 2 * p, height), min(t + 2 * p, width))
+    ty, tx = _balanced(height, t, m), _balanced(width, t, m)
+    win = (min(ty + 2 * p, height), min(tx + 2 * p, width))
     tiles = []
-    for cy0, cy1, wy in _axis(height, t, p, win[0]):
-        for cx0, cx1, wx in _axis(width, t, p, win[1]):
+    for cy0, cy1, wy in _axis(height, ty, p, win[0]):
+        for cx0, cx1, wx in _axis(width, tx, p, win[1]):
             tiles.append(Tile(len(tiles), Region(wy, wx, wy + win[0], wx + win[1]), Region(cy0, cx0, cy1, cx1)))
-    return TilePlan(height, width, t, p, win, m, tuple(tiles))
+    return TilePlan(height, width, max(ty, tx), p, win, m, tuple(tiles))
 
 
 # --------------------------------------------------------------------------- running

@@ -117,6 +117,18 @@ class DegradationConfig:
     """``torch``: batched JPEG simulation in torch on the data's device (upstream DiffJPEG,
     ``differentiable=False``); ``cv2``: real libjpeg per sample via OpenCV (CPU round trip, integer
     quality). See docs/train_data.md for the measured costs."""
+    lq_from_usm: bool = True
+    """``True`` (upstream): the LQ is synthesised from the USM-sharpened GT, which matches an L1 target of
+    ``gt_usm`` (``l1_gt_usm: true``). ``False``: from the plain GT; use it with ``l1_gt_usm: false``, else the
+    model learns to undo the sharpening, i.e. to blur (measured: docs/default_model.md)."""
+    resize_antialias: bool = False
+    """``False`` (upstream): bilinear/bicubic downscales sample without a low-pass, so they alias.
+    ``True``: ``F.interpolate(..., antialias=True)`` for bilinear/bicubic downscales, as photo software
+    (and MATLAB ``imresize``) downscales; ``area`` is a box average either way."""
+    clean_prob: float = 0.0
+    """Per-sample probability that the sample gets no noise and no JPEG in either order (blur, resize and
+    sinc still apply). ``0`` (upstream): every sample is noisy and compressed, and an L1 model trained so
+    learns to smooth clean inputs."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -136,6 +148,7 @@ class DegradationConfig:
             "second_blur_prob",
             "gaussian_noise_prob2",
             "gray_noise_prob2",
+            "clean_prob",
         ):
             _check_prob(name, getattr(self, name))
         for name in ("blur_sigma", "blur_sigma2", "noise_range", "noise_range2"):
@@ -156,6 +169,9 @@ class DegradationConfig:
             rng = _check_range(name, getattr(self, name), low=0.0, strict_low=True)
             if not rng[0] <= 1.0 <= rng[1]:
                 raise ValueError(f"{name}: {list(rng)} must contain 1 (down below 1, up above 1)")
+        for name in ("lq_from_usm", "resize_antialias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: {getattr(self, name)!r} must be true or false")
         if self.jpeg_method not in ("torch", "cv2"):
             raise ValueError(f"jpeg_method: {self.jpeg_method!r} is not one of 'torch', 'cv2'")
 
@@ -179,8 +195,11 @@ DATASET_KEYS: tuple[str, ...] = (
 )
 """Fields that upstream YAML files put under ``datasets.train`` (drawn per sample by the dataset)."""
 
+OUR_KEYS: tuple[str, ...] = ("jpeg_method", "lq_from_usm", "resize_antialias", "clean_prob")
+"""Fields that upstream does not have (our additions; their defaults behave as upstream)."""
+
 MODEL_KEYS: tuple[str, ...] = tuple(
-    f.name for f in fields(DegradationConfig) if f.name not in DATASET_KEYS and f.name != "jpeg_method"
+    f.name for f in fields(DegradationConfig) if f.name not in DATASET_KEYS and f.name not in OUR_KEYS
 )
 """Fields that upstream YAML files put at the top level (drawn per batch by the model)."""
 

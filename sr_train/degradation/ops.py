@@ -171,21 +171,31 @@ def resize(
     mode: str,
     scale_factor: float | None = None,
     size: tuple[int, int] | None = None,
+    antialias: bool = False,
 ) -> Tensor:
     """``F.interpolate`` as upstream (no antialias, align_corners False) with either a factor or a size.
 
-    A factor that would give an empty image is replaced by a 1-pixel size instead of raising.
+    A factor that would give an empty image is replaced by a 1-pixel size instead of raising. ``antialias``
+    low-passes bilinear/bicubic *downscales* (``F.interpolate(antialias=True)``; torch's antialiased bicubic
+    is PIL's, a = -0.5); upscales and ``area`` are unchanged by it.
     """
-    kw = {} if mode == "area" else {"align_corners": False}
+    h, w = img.shape[-2:]
     if size is None:
         if scale_factor is None:
             raise ValueError("give scale_factor or size")
-        h, w = img.shape[-2:]
         if math.floor(h * scale_factor) >= 1 and math.floor(w * scale_factor) >= 1:
+            kw = _resize_kw(mode, antialias and scale_factor < 1)
             return F.interpolate(img, scale_factor=scale_factor, mode=mode, **kw)
         size = (max(1, math.floor(h * scale_factor)), max(1, math.floor(w * scale_factor)))
     size = (max(1, int(size[0])), max(1, int(size[1])))
+    kw = _resize_kw(mode, antialias and (size[0] < h or size[1] < w))
     return F.interpolate(img, size=size, mode=mode, **kw)
+
+
+def _resize_kw(mode: str, antialias: bool) -> dict[str, bool]:
+    if mode == "area":
+        return {}
+    return {"align_corners": False, "antialias": True} if antialias else {"align_corners": False}
 
 
 # ----------------------------------------------------------------------------------------------- noise

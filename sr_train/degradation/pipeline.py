@@ -5,10 +5,12 @@ its fields without running an image op), then :meth:`SecondOrderDegradation.appl
 only the pixel noise. Every draw comes from the ``torch.Generator`` passed in, in a fixed order, so the
 same generator state gives the same batch bit for bit on the same device.
 
-Order (upstream): USM-sharpen GT -> blur 1 -> random resize 1 -> noise 1 -> clamp -> JPEG 1 ->
+Order (upstream): USM-sharpen GT -> blur 1 (of the USM GT; of the plain GT with ``lq_from_usm: false``) ->
+random resize 1 -> noise 1 -> clamp -> JPEG 1 ->
 [p=second_blur_prob] blur 2 -> random resize 2 (relative to GT / scale) -> noise 2 -> either
 [resize to GT / scale + sinc] then JPEG 2, or JPEG 2 then [resize + sinc] (p=0.5 each) -> clamp and round
-to 8 bits -> paired random crop of GT, USM GT and LQ.
+to 8 bits -> paired random crop of GT, USM GT and LQ. With ``clean_prob`` (ours), some samples skip every
+noise and JPEG step.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class DegradationPlan:
     """Top of the LQ crop (GT crop at crop_top * scale)."""
     crop_left: int
     """Left of the LQ crop."""
+    clean: tuple[bool, ...] = ()
+    """Per sample: no noise and no JPEG (``clean_prob``; empty when ``clean_prob`` is 0, nothing drawn)."""
 
 
 class SecondOrderDegradation:
@@ -140,6 +144,8 @@ class SecondOrderDegradation:
         second_blur = ops.rand((1,), gen).item() < self.cfg.second_blur_prob
         second = self._stage(n, gen, second=True)
         u = ops.rand((4,), gen).tolist()
+        # drawn only when used, so that clean_prob 0 leaves upstream's sequence of draws unchanged
+        clean = (ops.rand((n,), gen) < self.cfg.clean_prob).tolist() if self.cfg.clean_prob > 0 else []
         lh, lw, lq_size = h // self.scale, w // self.scale, self.gt_size // self.scale
         return DegradationPlan(
             first=first,
@@ -149,20 +155,27 @@ class SecondOrderDegradation:
             final_mode=RESIZE_MODES[min(int(u[1] * len(RESIZE_MODES)), len(RESIZE_MODES) - 1)],
             crop_top=min(int(u[2] * (lh - lq_size + 1)), lh - lq_size),
             crop_left=min(int(u[3] * (lw - lq_size + 1)), lw - lq_size),
+            clean=tuple(bool(c) for c in clean),
         )
 
     # ---------------------------------------------------------------------------------------- applying
 
-    def _noise(self, x: Tensor, st: StagePlan, gen: torch.Generator) -> Tensor:
+    def _noise(self, x: Tensor, st: StagePlan, gen: torch.Generator, clean: tuple[bool, ...]) -> Tensor:
         level = torch.tensor(st.noise_level, dtype=torch.float32)
+        if any(clean):  # level 0 adds exactly nothing; the noise is still drawn (same draws either way)
+            level = level * (1.0 - torch.tensor(clean, dtype=torch.float32))
         gray = torch.tensor(st.gray, dtype=torch.float32)
         if st.noise == "gaussian":
             return ops.add_gaussian_noise(x, level, gray, gen)
         return ops.add_poisson_noise(x, level, gray, gen)
 
-    def _jpeg(self, x: Tensor, quality: tuple[float, ...]) -> Tensor:
+    def _jpeg(self, x: Tensor, quality: tuple[float, ...], clean: tuple[bool, ...]) -> Tensor:
         q = torch.tensor(quality, dtype=torch.float32)
-        return ops.jpeg(torch.clamp(x, 0, 1), q, self.cfg.jpeg_method)
+        out = ops.jpeg(torch.clamp(x, 0, 1), q, self.cfg.jpeg_method)
+        if any(clean):
+            keep = torch.tensor(clean, device=x.device).view(-1, 1, 1, 1)
+            out = torch.where(keep, torch.clamp(x, 0, 1), out)
+        return out
 
     @torch.no_grad()
     def apply(
@@ -188,26 +201,27 @@ class SecondOrderDegradation:
 
         # first order
         st = plan.first
-        out = ops.filter2d(gt_usm, kernel1)
-        out = ops.resize(out, st.resize_mode, scale_factor=st.resize_scale)
-        out = self._noise(out, st, gen)
-        out = self._jpeg(out, st.jpeg_quality)
+        aa = self.cfg.resize_antialias
+        out = ops.filter2d(gt_usm if self.cfg.lq_from_usm else gt, kernel1)
+        out = ops.resize(out, st.resize_mode, scale_factor=st.resize_scale, antialias=aa)
+        out = self._noise(out, st, gen, plan.clean)
+        out = self._jpeg(out, st.jpeg_quality, plan.clean)
 
         # second order
         st = plan.second
         if plan.second_blur:
             out = ops.filter2d(out, kernel2)
         out = ops.resize(
-            out, st.resize_mode, size=(int(h / s * st.resize_scale), int(w / s * st.resize_scale))
+            out, st.resize_mode, size=(int(h / s * st.resize_scale), int(w / s * st.resize_scale)), antialias=aa
         )
-        out = self._noise(out, st, gen)
+        out = self._noise(out, st, gen, plan.clean)
         if plan.sinc_first:
-            out = ops.resize(out, plan.final_mode, size=(h // s, w // s))
+            out = ops.resize(out, plan.final_mode, size=(h // s, w // s), antialias=aa)
             out = ops.filter2d(out, sinc_kernel)
-            out = self._jpeg(out, st.jpeg_quality)
+            out = self._jpeg(out, st.jpeg_quality, plan.clean)
         else:
-            out = self._jpeg(out, st.jpeg_quality)
-            out = ops.resize(out, plan.final_mode, size=(h // s, w // s))
+            out = self._jpeg(out, st.jpeg_quality, plan.clean)
+            out = ops.resize(out, plan.final_mode, size=(h // s, w // s), antialias=aa)
             out = ops.filter2d(out, sinc_kernel)
 
         lq = torch.clamp((out * 255.0).round(), 0, 255) / 255.0

@@ -131,7 +131,8 @@ def test_auto_tile_uses_the_budget():
     tile, batch = up.plan(200, 300)
     assert 32 <= tile < 200 and batch == 2
     up.enhance(img)
-    assert {c[2:] for c in be.calls} == {(tile + 20, tile + 20)}
+    shapes = {c[2:] for c in be.calls}  # one window shape, balanced cores: at most tile + 2 * pad a side
+    assert len(shapes) == 1 and max(next(iter(shapes))) <= tile + 20
 
 
 def test_engine_profile_limits_tile_and_batch():

@@ -77,7 +77,7 @@ def test_config_defaults_are_upstream_and_keys_split() -> None:
     assert CFG.resize_prob == (0.2, 0.7, 0.1) and CFG.resize_prob2 == (0.3, 0.4, 0.3)
     assert CFG.jpeg_range == (30.0, 95.0) and CFG.final_sinc_prob == 0.8 and CFG.second_blur_prob == 0.8
     names = {f.name for f in dataclasses.fields(DegradationConfig)}
-    assert set(DATASET_KEYS) | set(MODEL_KEYS) | {"jpeg_method"} == names
+    assert set(DATASET_KEYS) | set(MODEL_KEYS) | {"jpeg_method", "lq_from_usm", "resize_antialias", "clean_prob"} == names
     assert not set(DATASET_KEYS) & set(MODEL_KEYS)
     assert DegradationConfig(jpeg_range=[40, 90]).jpeg_range == (40, 90)  # YAML lists become tuples
 
@@ -97,6 +97,9 @@ def test_config_defaults_are_upstream_and_keys_split() -> None:
         ({"gray_noise_prob": 1.5}, "gray_noise_prob"),
         ({"betag_range": (2, 4)}, "betag_range"),
         ({"jpeg_method": "pil"}, "jpeg_method"),
+        ({"lq_from_usm": "no"}, "lq_from_usm"),
+        ({"resize_antialias": 1}, "resize_antialias"),
+        ({"clean_prob": 1.5}, "clean_prob"),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(kwargs: dict, field: str) -> None:
@@ -354,6 +357,89 @@ def test_forced_plans_give_lq_of_gt_over_scale(change: dict, jpeg_method: str) -
     lq, gt_usm, gt_c = deg.apply(gt, *_kernels(2), plan, gen)
     assert lq.shape == (2, 3, 8, 8) and gt_usm.shape == (2, 3, 32, 32)
     assert torch.isfinite(lq).all() and 0 <= lq.min() and lq.max() <= 1
+
+
+def test_lq_from_usm_false_degrades_the_plain_gt(monkeypatch: pytest.MonkeyPatch) -> None:
+    gt = _smooth_batch(2, 48, 48)
+    ks = _kernels(2)
+    plain = SecondOrderDegradation(DegradationConfig(lq_from_usm=False), scale=4, gt_size=32)
+    upstream = SecondOrderDegradation(CFG, scale=4, gt_size=32)
+    lq_plain = plain(gt, *ks, torch.Generator().manual_seed(4))[0]
+    lq_usm = upstream(gt, *ks, torch.Generator().manual_seed(4))[0]
+    assert not torch.equal(lq_plain, lq_usm)
+    # with USM made the identity, upstream's LQ is the one of the plain GT: the option swaps only the source
+    monkeypatch.setattr(ops, "usm_sharp", lambda img: img.clone())
+    assert torch.equal(upstream(gt, *ks, torch.Generator().manual_seed(4))[0], lq_plain)
+
+
+def test_resize_antialias_low_passes_downscales_only() -> None:
+    # a 1-px line every 4 px: an antialiased 4x downscale averages it to flat 0.25; a plain one samples
+    # between the lines (bilinear 0, bicubic -0.07): the aliasing the option removes
+    board = (torch.arange(32) % 4 == 0).float().expand(32, 32)[None, None].repeat(1, 3, 1, 1)
+    for mode in ("bilinear", "bicubic"):
+        aa = ops.resize(board, mode, size=(8, 8), antialias=True)
+        plain = ops.resize(board, mode, size=(8, 8))
+        assert aa.std() < 0.05 and abs(aa.mean() - 0.25) < 0.03, mode  # measured std 0.028 (borders)
+        assert abs(plain.mean() - 0.25) > 0.15, mode
+        up = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        # upscales keep upstream's kernel (torch's antialiased bicubic would switch to a = -0.5)
+        assert torch.equal(ops.resize(up, mode, scale_factor=1.5, antialias=True), ops.resize(up, mode, scale_factor=1.5))
+    assert torch.equal(ops.resize(board, "area", size=(8, 8), antialias=True), ops.resize(board, "area", size=(8, 8)))
+
+
+def test_pipeline_passes_resize_antialias_to_every_resize(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    real = ops.resize
+
+    def spy(*args, antialias: bool = False, **kw):  # noqa: ANN002, ANN003, ANN202
+        seen.append(antialias)
+        return real(*args, antialias=antialias, **kw)
+
+    monkeypatch.setattr(ops, "resize", spy)
+    gt, ks = _smooth_batch(1, 48, 48), _kernels(1)
+    SecondOrderDegradation(DegradationConfig(resize_antialias=True), scale=4, gt_size=32)(
+        gt, *ks, torch.Generator().manual_seed(0)
+    )
+    assert seen == [True, True, True]
+    seen.clear()
+    SecondOrderDegradation(CFG, scale=4, gt_size=32)(gt, *ks, torch.Generator().manual_seed(0))
+    assert seen == [False, False, False]
+
+
+@pytest.mark.parametrize("jpeg_method", ["torch", "cv2"])
+def test_clean_samples_get_no_noise_and_no_jpeg(jpeg_method: str) -> None:
+    gt, ks = _smooth_batch(4, 48, 48), _kernels(4)
+    deg = SecondOrderDegradation(DegradationConfig(clean_prob=0.5, jpeg_method=jpeg_method), scale=4, gt_size=32)
+    plan = deg.sample_plan(4, 48, 48, torch.Generator().manual_seed(0))
+    plan = dataclasses.replace(plan, clean=(True, False, True, False))
+    a = deg.apply(gt, *ks, plan, torch.Generator().manual_seed(1))[0]
+    b = deg.apply(gt, *ks, plan, torch.Generator().manual_seed(2))[0]
+    # the pixel noise is the only randomness left in apply: clean samples do not depend on it
+    assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])
+    assert not torch.equal(a[1], b[1]) and not torch.equal(a[3], b[3])
+    # clean samples = the same plan with noise level 0 and JPEG skipped
+    no_noise = dataclasses.replace(plan.first, noise_level=(0.0,) * 4)
+    no_noise2 = dataclasses.replace(plan.second, noise_level=(0.0,) * 4)
+    ref_plan = dataclasses.replace(plan, first=no_noise, second=no_noise2, clean=())
+    real_jpeg = ops.jpeg
+    try:
+        ops.jpeg = lambda x, q, method: x  # type: ignore[assignment]
+        ref = deg.apply(gt, *ks, ref_plan, torch.Generator().manual_seed(1))[0]
+    finally:
+        ops.jpeg = real_jpeg
+    assert torch.equal(a[0], ref[0]) and torch.equal(a[2], ref[2])
+
+
+def test_clean_prob_frequency_and_zero_draws_nothing() -> None:
+    gen = torch.Generator().manual_seed(0)
+    deg = SecondOrderDegradation(DegradationConfig(clean_prob=0.3), scale=4, gt_size=32)
+    flags = [c for _ in range(300) for c in deg.sample_plan(8, 48, 48, gen).clean]
+    _check_freq(Counter(clean=sum(flags)), len(flags), {"clean": 0.3}, "clean")
+    up = SecondOrderDegradation(CFG, scale=4, gt_size=32)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert up.sample_plan(8, 48, 48, g1).clean == ()
+    up.sample_plan(8, 48, 48, g2)
+    assert torch.equal(g1.get_state(), g2.get_state())
 
 
 def test_pipeline_rejects_bad_sizes() -> None:
