@@ -61,7 +61,6 @@ class Photo:
 TRAIN: tuple[Photo, ...] = (
     Photo("astronaut.png", "public domain", "NASA Great Images database (Eileen Collins)"),
     Photo("rocket.jpg", "public domain", "SpaceX (DSCOVR launch on Falcon 9)"),
-    Photo("hubble_deep_field.jpg", "public domain", "NASA (Hubble eXtreme Deep Field)"),
     Photo("retina.jpg", "CC0 1.0", "Wikimedia Commons, Fundus photograph of normal left eye (Häggström)"),
     Photo("ihc.png", "no known copyright restrictions", "Center for Microscopy And Molecular Imaging"),
     Photo("camera.png", "CC0", "Lav Varshney (gray)"),
@@ -88,6 +87,8 @@ EXCLUDED: dict[str, str] = {
     "clock_motion.png": "deliberately motion-blurred (a bad GT)",
     "cell.png": "fluorescence microscopy, near-binary",
     "horse.png": "binary silhouette",
+    "hubble_deep_field.jpg": "public domain, but a star field whose faint point sources look like the noise the "
+    "default model must remove (dropping it: +0.05 dB on clean inputs in a 1000-iteration pilot)",
     "text.png": "synthetic shapes, 172 px tall (smaller than a sub-image)",
 }
 """Bundled images not used, and why."""
