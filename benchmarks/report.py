@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sr_runtime.fileio import atomic_write, atomic_write_bytes
 
 PHOTO_PATHS = ("ref-t0", "ref-tiled", "ort-whole", "ort-tiled", "ort-batched", "ort-fp16")
 FOLDER_PATHS = ("ref-folder", "ort-folder-model", "io", "pipeline", "cli-folder")
@@ -415,22 +415,15 @@ def plot(data: dict[str, Any], path: str | Path) -> bool:
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     ax.grid(axis="y", alpha=0.3, which="both")
     fig.tight_layout()
-    path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png.tmp", delete=False) as fh:
-        tmp = fh.name
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return True
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(fh.name, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_report(json_path: str | Path, out_dir: str | Path | None = None) -> list[Path]:

@@ -24,12 +24,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sr_runtime.fileio import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".sr-cache" / "bench"
@@ -944,9 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out_dir / "bench.json"
     if a.merge and json_path.is_file():
         data = merge_results(json.loads(json_path.read_text()), data)
-    with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".tmp", delete=False) as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(fh.name, json_path)
+    atomic_write_bytes(json_path, json.dumps(data, indent=1).encode())
     from benchmarks.report import write_report
 
     written = write_report(json_path, out_dir)

@@ -50,6 +50,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 def main() -> None:
     import cv2
 
+    from sr_runtime.fileio import atomic_write_bytes
     from sr_train.data import DataConfig, GTFolderDataset
     from sr_train.degradation.config import DegradationConfig
     from sr_train.degradation.pipeline import SecondOrderDegradation
@@ -99,11 +100,10 @@ def main() -> None:
             rows.append(_label(row, text))
         sheet = np.concatenate(rows, 0)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(out.stem + ".tmp" + out.suffix)
-    if not cv2.imwrite(str(tmp_out), sheet):
-        raise SystemExit(f"error: {out}: could not write the picture.")
-    os.replace(tmp_out, out)
+    ok, buf = cv2.imencode(out.suffix or ".png", sheet)
+    if not ok:
+        raise SystemExit(f"error: {out}: could not encode the picture (use a .png or .jpg name).")
+    atomic_write_bytes(out, buf.tobytes())
     print(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 
