@@ -171,10 +171,14 @@ class SecondOrderDegradation:
 
     def _jpeg(self, x: Tensor, quality: tuple[float, ...], clean: tuple[bool, ...]) -> Tensor:
         q = torch.tensor(quality, dtype=torch.float32)
-        out = ops.jpeg(torch.clamp(x, 0, 1), q, self.cfg.jpeg_method)
-        if any(clean):
-            keep = torch.tensor(clean, device=x.device).view(-1, 1, 1, 1)
-            out = torch.where(keep, torch.clamp(x, 0, 1), out)
+        x = torch.clamp(x, 0, 1)
+        if not any(clean):
+            return ops.jpeg(x, q, self.cfg.jpeg_method)
+        lossy = ~torch.tensor(clean)  # compress only the samples that are not clean
+        out = x.clone()
+        if bool(lossy.any()):
+            on_dev = lossy.to(x.device)
+            out[on_dev] = ops.jpeg(x[on_dev], q[lossy], self.cfg.jpeg_method)
         return out
 
     @torch.no_grad()

@@ -407,7 +407,7 @@ def test_pipeline_passes_resize_antialias_to_every_resize(monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("jpeg_method", ["torch", "cv2"])
-def test_clean_samples_get_no_noise_and_no_jpeg(jpeg_method: str) -> None:
+def test_clean_samples_get_no_noise_and_no_jpeg(jpeg_method: str, monkeypatch: pytest.MonkeyPatch) -> None:
     gt, ks = _smooth_batch(4, 48, 48), _kernels(4)
     deg = SecondOrderDegradation(DegradationConfig(clean_prob=0.5, jpeg_method=jpeg_method), scale=4, gt_size=32)
     plan = deg.sample_plan(4, 48, 48, torch.Generator().manual_seed(0))
@@ -421,12 +421,8 @@ def test_clean_samples_get_no_noise_and_no_jpeg(jpeg_method: str) -> None:
     no_noise = dataclasses.replace(plan.first, noise_level=(0.0,) * 4)
     no_noise2 = dataclasses.replace(plan.second, noise_level=(0.0,) * 4)
     ref_plan = dataclasses.replace(plan, first=no_noise, second=no_noise2, clean=())
-    real_jpeg = ops.jpeg
-    try:
-        ops.jpeg = lambda x, q, method: x  # type: ignore[assignment]
-        ref = deg.apply(gt, *ks, ref_plan, torch.Generator().manual_seed(1))[0]
-    finally:
-        ops.jpeg = real_jpeg
+    monkeypatch.setattr(ops, "jpeg", lambda x, q, method: x)
+    ref = deg.apply(gt, *ks, ref_plan, torch.Generator().manual_seed(1))[0]
     assert torch.equal(a[0], ref[0]) and torch.equal(a[2], ref[2])
 
 
