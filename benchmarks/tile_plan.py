@@ -16,6 +16,7 @@ import numpy as np
 
 import sr_runtime.tiling as tiling
 from sr_runtime.backends.ort import OrtBackend
+from sr_runtime.errors import SrError
 
 
 def main(path: str) -> int:
@@ -47,4 +48,7 @@ def main(path: str) -> int:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    sys.exit(main(sys.argv[1]))
+    try:
+        sys.exit(main(sys.argv[1]))
+    except SrError as exc:  # a bad model file: one line, no traceback
+        sys.exit(f"error: {exc}")
