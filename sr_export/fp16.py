@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from sr_runtime.errors import MissingExtraError, ModelFileError
+from sr_runtime.fileio import atomic_write
 from sr_runtime.info import PREFIX, ModelInfo
-from sr_train.checkpoint import atomic_write
 
 IoDtype = Literal["float32", "float16"]
 

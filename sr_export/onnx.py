@@ -17,9 +17,9 @@ from torch import nn
 
 from sr_runtime import __version__
 from sr_runtime.errors import SrError
+from sr_runtime.fileio import atomic_write
 from sr_runtime.info import ModelInfo
 from sr_train.archs.registry import ArchSpec
-from sr_train.checkpoint import atomic_write
 
 Exporter = Literal["torchscript", "dynamo"]
 

@@ -66,16 +66,8 @@ class ImageError(SrError):
     """An image that cannot be read or written."""
 
 
-class ConfigError(SrError):
-    """A configuration file or option with a bad key or value."""
-
-
 class OutOfMemory(SrError):
     """A backend ran out of (device) memory; the tiler reacts by halving the tile."""
-
-
-class ParityError(SrError):
-    """An exported artifact does not match the PyTorch reference within tolerance."""
 
 
 @contextlib.contextmanager

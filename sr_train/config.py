@@ -17,7 +17,7 @@ Key names are the ones upstream Real-ESRGAN/BasicSR users know (``network_g``, `
     val: {val_freq: 5000}
     logger: {print_freq: 100, save_checkpoint_freq: 5000, keep_last: 3}
 
-An unknown key is a :class:`~sr_runtime.errors.ConfigError` naming the file, the key and the closest valid key;
+An unknown key is a :class:`~sr_train.errors.ConfigError` naming the file, the key and the closest valid key;
 wrong types and out-of-range values likewise. ``apply_overrides(cfg, ["train.total_iter=10"])`` parses each value
 against the field's type (YAML scalars/lists, never ``eval``).
 """
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sr_runtime.errors import ConfigError
 from sr_train.data import DataConfig
 from sr_train.degradation.config import DegradationConfig
+from sr_train.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """Shipped configs (package data); ``sr-train --config x4`` resolves names here."""

@@ -19,9 +19,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from sr_runtime.errors import ConfigError, ImageError
+from sr_runtime.errors import ImageError
 from sr_train.degradation.config import DegradationConfig
 from sr_train.degradation.kernels import sample_kernels
+from sr_train.errors import ConfigError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File suffixes (case-insensitive) picked up when a folder is scanned."""

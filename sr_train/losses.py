@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sr_runtime.errors import ConfigError
 from sr_train.config import VGG19_LAYERS, GANLossConfig, PerceptualLossConfig, PixelLossConfig
+from sr_train.errors import ConfigError
 
 LOG = logging.getLogger("sr_train")
 

@@ -48,7 +48,7 @@ def select_device(pref: str, local_rank: int = 0) -> torch.device:
     Raises:
         ConfigError: CUDA requested but not available.
     """
-    from sr_runtime.errors import ConfigError
+    from sr_train.errors import ConfigError
 
     if pref == "cpu":
         return torch.device("cpu")

@@ -37,7 +37,7 @@ class RealESRGANStep(RealESRNetStep):
         self.cri_perceptual = PerceptualLoss(t.perceptual_opt).to(device) if t.perceptual_opt else None
         self.cri_gan = GANLoss(t.gan_opt).to(device)
         if t.optim_d is None or t.gan_opt is None:
-            from sr_runtime.errors import ConfigError
+            from sr_train.errors import ConfigError
 
             raise ConfigError("train.optim_d and train.gan_opt are required for RealESRGANModel")
         self.optimizers["d"] = make_optimizer(unwrap(net_d).parameters(), t.optim_d)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_runtime.errors import ConfigError, ModelFileError
+from sr_runtime.errors import ModelFileError
 from sr_train.archs import REGISTRY
 from sr_train.checkpoint import atomic_write, save_checkpoint
 from sr_train.config import TrainConfig, to_dict
@@ -42,6 +42,7 @@ from sr_train.engine.distributed import (
     unwrap,
     wrap_ddp,
 )
+from sr_train.errors import ConfigError
 
 LOG = logging.getLogger("sr_train")
 STATE_FORMAT = "sr_train.state/1"

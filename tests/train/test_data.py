@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from sr_runtime.errors import ConfigError, ImageError, SrError
+from sr_runtime.errors import ImageError, SrError
 from sr_train.data import DataConfig, GTFolderDataset, PairedDataset, read_image_rgb
 from sr_train.degradation.config import DegradationConfig
+from sr_train.errors import ConfigError
 
 DEG = DegradationConfig()
 

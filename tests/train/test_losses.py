@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from sr_runtime.errors import ConfigError
 from sr_train.config import GANLossConfig, PerceptualLossConfig, PixelLossConfig
 from sr_train.ema import ModelEma
+from sr_train.errors import ConfigError
 from sr_train.losses import GANLoss, PerceptualLoss, PixelLoss, VGG19Features, build_vgg
 
 # torchvision vgg19().features: Conv2d at these indices (16 convs), ReLU after each, MaxPool at 4, 9, 18, 27, 36
