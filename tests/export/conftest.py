@@ -42,6 +42,23 @@ def build_tiny(case: str):
     return model, spec, spec.infer_hparams(model.state_dict())
 
 
+def tiny_checkpoint(tmp_path: Path, case: str = "SRVGGNetCompact", name: str = "tiny.pth", **over) -> Path:
+    """Save a tiny checkpoint in the official layout; overrides give other shapes (and other weights)."""
+    import torch
+
+    from sr_train.archs import REGISTRY
+    from sr_train.checkpoint import save_checkpoint
+
+    if over:
+        torch.manual_seed(1)
+        model = REGISTRY.get(case).build(**{**TINY_HPARAMS[case], **over})
+    else:
+        model = build_tiny(case)[0]
+    path = tmp_path / name
+    save_checkpoint(path, params_ema=model.state_dict())
+    return path
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """``exported(case, fp16=False) -> (model, onnx_path)``: exported once per session (torchscript exporter)."""

@@ -10,25 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sr_export.cli import main
-from tests.export.conftest import build_tiny
-
-
-def _ckpt(tmp_path, case="SRVGGNetCompact", name="tiny.pth", **over):
-    """Save a tiny checkpoint in the official layout; overrides give other shapes (and other weights)."""
-    import torch
-
-    from sr_train.archs import REGISTRY
-    from sr_train.checkpoint import save_checkpoint
-    from tests.conftest import TINY_HPARAMS
-
-    if over:
-        torch.manual_seed(1)
-        model = REGISTRY.get(case).build(**{**TINY_HPARAMS[case], **over})
-    else:
-        model = build_tiny(case)[0]
-    path = tmp_path / name
-    save_checkpoint(path, params_ema=model.state_dict())
-    return path
+from tests.export.conftest import tiny_checkpoint as _ckpt
 
 
 def _run(args):
