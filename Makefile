@@ -1,10 +1,10 @@
-# sr-deploy: the two commands are `make demo` and `make test` (see README.md).
+# sr-deploy: the two commands are `make demo` and `make check` (see README.md).
 PY ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 
-.PHONY: test lint venv demo bench clean
+.PHONY: check test lint venv demo bench bench-gpu clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,20 +16,28 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
+# `make check`: what CI runs (.ci/run): lint, then the whole test suite.
+check: lint test
+
 test: $(VENV)/.installed
 	$(VPY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check sr_train sr_export sr_runtime benchmarks tests scripts
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
 # `make bench`: our paths against the upstream algorithm (benchmarks/run.py, ~15 min on 2 cores) into
 # benchmarks/results/; `make bench QUICK=1` is a ~1 minute smoke run (results/quick/). The plot needs the
-# [bench] extra (matplotlib); without it the Markdown table is still written. GPU: benchmarks/gpu.sh.
+# [bench] extra (matplotlib); without it the Markdown table is still written. Report: docs/benchmarks.md.
 bench: $(VENV)/.installed
 	$(VPY) -m benchmarks.run $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# `make bench-gpu`: on a CUDA machine (a CUDA build of torch, onnxruntime-gpu, tensorrt or tensorrt-rtx in
+# $(VENV)): torch fp16 vs ONNX Runtime CUDA vs TensorRT on 1080p frames into benchmarks/results/gpu.{json,md}.
+bench-gpu: $(VENV)/.installed
+	$(VPY) -m benchmarks.gpu $(BENCH_ARGS)
 
 # `make demo`: its own runtime-only environment (numpy, OpenCV, onnxruntime; no torch), then the shipped model
 # upscales the bundled held-out photo into demo/. build/ is git-ignored and removed by `make clean`.

@@ -6,13 +6,13 @@ The library call is :func:`sr_export.export` (see :mod:`sr_export.pipeline`)::
 
     result = export("model.pth", ExportOptions(fp16=True))
 
-``import sr_export`` imports nothing else; the names below are loaded on first access, and torch and onnx only
+``import sr_export`` imports only the light ``sr_runtime`` package (for ``__version__``); the names below are loaded on first access, and torch and onnx only
 when :func:`export` runs.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from sr_runtime import __version__  # the one version of sr-deploy (setup.cfg reads it there)
 
 __all__ = ["ExportOptions", "ExportResult", "ParityError", "__version__", "export"]
 

@@ -2,12 +2,11 @@
 
 Both torch exporters are supported (``exporter="torchscript"``: the legacy ``torch.onnx.export(dynamo=False)``;
 ``exporter="dynamo"``: ``torch.export`` + onnxscript). :data:`DEFAULT_EXPORTER` was chosen by measurement
-(``tests/export/measure_exporters.py``; figures and reasons in DESIGN.md, "Export decisions").
+(``benchmarks/exporters.py``; figures in docs/export.md, "Exporter choice").
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -162,11 +161,3 @@ def export_onnx(
 
     atomic_write(path, write)
     return info
-
-
-def export_timed(model: nn.Module, spec: ArchSpec, hparams: dict[str, Any], path: str | Path,
-                 **kwargs: Any) -> tuple[ModelInfo, float]:
-    """:func:`export_onnx` and the wall time it took in seconds."""
-    t0 = time.perf_counter()
-    info = export_onnx(model, spec, hparams, path, **kwargs)
-    return info, time.perf_counter() - t0

@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from sr_runtime import __version__  # the one version of sr-deploy (setup.cfg reads it there)
+
+__all__ = ["__version__"]

@@ -135,10 +135,20 @@ class DegradationConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
+        # checked in this order, so that the first bad key is the one reported
+        self._check_kernels()
+        self._check_probabilities()
+        self._check_ranges()
+        self._check_resizes()
+        self._check_choices()
+
+    def _check_kernels(self) -> None:
         for name in ("blur_kernel_size", "blur_kernel_size2"):
             _check_kernel_size(name, getattr(self, name))
         for suffix in ("", "2"):
             _check_kernel_list(self, suffix)
+
+    def _check_probabilities(self) -> None:
         for name in (
             "sinc_prob",
             "sinc_prob2",
@@ -151,6 +161,8 @@ class DegradationConfig:
             "clean_prob",
         ):
             _check_prob(name, getattr(self, name))
+
+    def _check_ranges(self) -> None:
         for name in ("blur_sigma", "blur_sigma2", "noise_range", "noise_range2"):
             _check_range(name, getattr(self, name), low=0.0, strict_low=True)
         for name in ("poisson_scale_range", "poisson_scale_range2"):
@@ -162,6 +174,8 @@ class DegradationConfig:
                 raise ValueError(f"{name}: {list(rng)} must contain 1 (beta is drawn below or above 1)")
         for name in ("jpeg_range", "jpeg_range2"):
             _check_range(name, getattr(self, name), low=1.0, high=100.0)
+
+    def _check_resizes(self) -> None:
         for suffix in ("", "2"):
             name = "resize_prob" + suffix
             _check_probs(name, getattr(self, name), 3)
@@ -169,12 +183,13 @@ class DegradationConfig:
             rng = _check_range(name, getattr(self, name), low=0.0, strict_low=True)
             if not rng[0] <= 1.0 <= rng[1]:
                 raise ValueError(f"{name}: {list(rng)} must contain 1 (down below 1, up above 1)")
+
+    def _check_choices(self) -> None:
         for name in ("lq_from_usm", "resize_antialias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: {getattr(self, name)!r} must be true or false")
         if self.jpeg_method not in ("torch", "cv2"):
             raise ValueError(f"jpeg_method: {self.jpeg_method!r} is not one of 'torch', 'cv2'")
-
 
 DATASET_KEYS: tuple[str, ...] = (
     "blur_kernel_size",
