@@ -7,6 +7,7 @@ still run, and Ctrl-C stops after the current file without leaving anything part
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import queue
@@ -17,11 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
 
 from sr_runtime.errors import SrError
 from sr_runtime.image import IMAGE_SUFFIXES, LoadedImage, read_image, write_image
-
-_DONE = object()
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,95 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
 
 
 # --------------------------------------------------------------------------- running
+@dataclass(frozen=True)
+class BatchOptions:
+    """How :func:`run_batch` runs (the file-level options of ``sr-run``)."""
+
+    outscale: float | None = None
+    """Passed to ``enhance``: final scale (None: the model's)."""
+    alpha_upsampler: str = "realesrgan"
+    """Passed to ``enhance``: how the alpha channel is upscaled."""
+    skip_existing: bool = False
+    """Skip jobs whose output exists."""
+    max_pixels: int | None = None
+    """Refuse larger inputs (a per-file error)."""
+    quiet: bool = False
+    """No progress bars and no notes."""
+    prefetch: int = 2
+    """Decoded images waiting for the model (bounds memory)."""
+    writers: int = 2
+    """Encoder threads (and the bound of results waiting to be written)."""
+    debug: bool = False
+    """Let unexpected exceptions propagate (traceback) instead of one line per file."""
+    tile_progress: bool | None = None
+    """Show a tile progress bar (default: for a single file)."""
+
+
+def error_line(src: str | Path, exc: BaseException) -> str:
+    """The one-line report of a file that failed with ``exc`` (pure: prints and changes nothing).
+
+    ``SrError`` keeps its own text (naming ``src`` when it names no file); ``OSError`` and ``MemoryError`` say
+    what to check; anything else is an internal error that asks for a ``--debug`` run.
+    """
+    if isinstance(exc, SrError):
+        line = exc.one_line() if exc.path is not None else f"{src}: {exc.one_line()}"
+    elif isinstance(exc, OSError):
+        line = f"{src}: {exc.strerror or exc}. Check the path, its permissions and the free disk space."
+    elif isinstance(exc, MemoryError):
+        line = f"{src}: out of memory. Use a smaller --tile or --batch."
+    else:
+        line = f"{src}: internal error: {type(exc).__name__}: {exc}. Re-run with --debug and report it."
+    return " ".join(line.split())
+
+
+def note_writer(quiet: bool) -> Callable[[str], None]:
+    """A function printing ``note: <msg>`` to stderr without breaking progress bars (nothing when ``quiet``)."""
+
+    def note(msg: str) -> None:
+        if not quiet:
+            tqdm.write(f"note: {msg}", file=sys.stderr)
+
+    return note
+
+
+def run_batch(jobs: list[Job], enhance: Callable[..., tuple], options: BatchOptions | None = None,
+              **changes: Any) -> BatchResult:
+    """Upscale every job: decode ahead in a reader thread, run ``enhance`` here, encode in writer threads.
+
+    Args:
+        jobs: from :func:`plan_jobs`.
+        enhance: ``enhance(img, outscale, alpha_upsampler, progress) -> (img, mode)``, e.g.
+            :meth:`sr_runtime.api.Upscaler.enhance`.
+        options: how to run (default: ``BatchOptions()``).
+        **changes: fields of :class:`BatchOptions` to change, e.g. ``quiet=True``.
+
+    Returns:
+        Counts, per-file error lines and timing. Failed files never leave output behind.
+    """
+    opts = dataclasses.replace(options or BatchOptions(), **changes)
+    return _Batch(jobs, enhance, opts).run()
+
+
+_DONE = object()
+"""End of a queue: no more jobs (read queue) or no more results (write queue)."""
+_SKIP = object()
+"""Read-queue payload of a job skipped because its output exists."""
+
+
+@dataclass(frozen=True)
+class _Upscaled:
+    """A result on its way to a writer thread."""
+
+    job: Job
+    pixels: np.ndarray
+    mode: str
+    input_pixels: int
+
+
 @dataclass
-class _State:
+class _Tally:
+    """What happened so far; the writer threads update it too, hence the lock."""
+
     done: int = 0
     failed: int = 0
     skipped: int = 0
@@ -139,6 +229,21 @@ class _State:
     errors: list[str] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrote(self, dst: Path, input_pixels: int) -> None:
+        with self.lock:
+            self.done += 1
+            self.pixels += input_pixels
+            self.outputs.append(dst)
+
+    def failure(self, line: str) -> None:
+        with self.lock:
+            self.failed += 1
+            self.errors.append(line)
+
+    def skip(self) -> None:
+        with self.lock:
+            self.skipped += 1
 
 
 class _StopFlag:
@@ -165,178 +270,159 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def run_batch(
-    jobs: list[Job],
-    enhance: Callable[..., tuple],
-    *,
-    outscale: float | None = None,
-    alpha_upsampler: str = "realesrgan",
-    skip_existing: bool = False,
-    max_pixels: int | None = None,
-    quiet: bool = False,
-    prefetch: int = 2,
-    writers: int = 2,
-    debug: bool = False,
-    tile_progress: bool | None = None,
-) -> BatchResult:
-    """Upscale every job: decode ahead in a reader thread, run ``enhance`` here, encode in writer threads.
+class _TileBar:
+    """The tile progress bar of one image, created on the first ``progress(done, total)`` call."""
 
-    Args:
-        jobs: from :func:`plan_jobs`.
-        enhance: ``enhance(img, outscale, alpha_upsampler, progress) -> (img, mode)``, e.g.
-            :meth:`sr_runtime.api.Upscaler.enhance`.
-        outscale, alpha_upsampler: passed to ``enhance``.
-        skip_existing: skip jobs whose output exists.
-        max_pixels: refuse larger inputs (per-file error).
-        quiet: no progress bars and no notes.
-        prefetch: decoded images waiting for the model (bounds memory).
-        writers: encoder threads (and the bound of results waiting to be written).
-        debug: let unexpected exceptions propagate (traceback) instead of one line per file.
-        tile_progress: show a tile progress bar (default: for a single file).
+    def __init__(self) -> None:
+        self.bar = None
 
-    Returns:
-        Counts, per-file error lines and timing. Failed files never leave output behind.
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="tile", leave=False, disable=None, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Batch:
+    """One batch run. Three kinds of thread and two bounded queues::
+
+        reader thread:  job -> read_image -> read queue (size ``prefetch``)
+        calling thread: read queue -> process(job) -> enhance -> write queue (size ``writers``)
+        writer threads: write queue -> write_image (temp file + rename)
+
+    Memory is bounded by the two queue sizes. The reader never blocks forever (it polls ``self.stop``, set when
+    the calling thread leaves its loop for any reason); the writers finish every queued result and stop at one
+    ``_DONE`` each, so an image is either written whole or not at all.
     """
-    from tqdm import tqdm
 
-    t0 = time.perf_counter()
-    st = _State()
-    show = not quiet
+    def __init__(self, jobs: list[Job], enhance: Callable[..., tuple], opts: BatchOptions) -> None:
+        self.jobs = jobs
+        self.enhance = enhance
+        self.opts = opts
+        self.say = note_writer(opts.quiet)
+        self.tally = _Tally()
+        self.stop = threading.Event()
+        self.n_writers = max(1, opts.writers)
+        self.readq: queue.Queue = queue.Queue(maxsize=max(1, opts.prefetch))
+        self.writeq: queue.Queue = queue.Queue(maxsize=self.n_writers)
+        single = len(jobs) == 1
+        self.tile_progress = not opts.quiet and (single if opts.tile_progress is None else opts.tile_progress)
+        self.file_bar = tqdm(total=len(jobs), unit="file", disable=None if not opts.quiet and not single else True,
+                             file=sys.stderr)
 
-    def say(msg: str) -> None:
-        if show:
-            tqdm.write(f"note: {msg}", file=sys.stderr)
+    def run(self) -> BatchResult:
+        """Start the threads, run the model loop in this thread, then let the writers finish."""
+        t0 = time.perf_counter()
+        threading.Thread(target=self.read_loop, name="sr-reader", daemon=True).start()
+        writers = [threading.Thread(target=self.write_loop, name=f"sr-writer-{i}", daemon=True)
+                   for i in range(self.n_writers)]
+        for t in writers:
+            t.start()
+        try:
+            with _StopFlag(self.say) as flag:
+                interrupted = self.model_loop(flag.event)
+        finally:
+            self.stop.set()
+            for _ in writers:
+                self.writeq.put(_DONE)  # after every queued result: complete images, written atomically
+            for t in writers:
+                t.join()
+            self.file_bar.close()
+        t = self.tally
+        return BatchResult(t.done, t.failed, t.skipped, time.perf_counter() - t0, t.pixels / 1e6, tuple(t.errors),
+                           tuple(t.outputs), interrupted)
 
-    def fail(job: Job, exc: BaseException) -> None:
-        if isinstance(exc, SrError):
-            if exc.path is None:
-                exc.path = str(job.src)
-            line = exc.one_line()
-        elif isinstance(exc, OSError):
-            line = f"{job.src}: {exc.strerror or exc}. Check the path, its permissions and the free disk space."
-        elif isinstance(exc, MemoryError):
-            line = f"{job.src}: out of memory. Use a smaller --tile or --batch."
-        else:
-            line = f"{job.src}: internal error: {type(exc).__name__}: {exc}. Re-run with --debug and report it."
-        line = " ".join(line.split())
-        with st.lock:
-            st.failed += 1
-            st.errors.append(line)
-        tqdm.write(f"error: {line}", file=sys.stderr)
+    # ------------------------------------------------------------------ reader thread
+    def read_loop(self) -> None:
+        """Decode the inputs in order into the read queue, then ``_DONE``; stop early when asked."""
+        for job in self.jobs:
+            if self.stop.is_set() or not self._offer((job, self._load(job))):
+                return
+        self._offer(_DONE)
 
-    stop = threading.Event()
-    readq: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    writeq: queue.Queue = queue.Queue(maxsize=max(1, writers))
+    def _load(self, job: Job) -> object:
+        if self.opts.skip_existing and job.dst.exists():
+            return _SKIP
+        try:
+            return read_image(job.src, self.opts.max_pixels)
+        except BaseException as exc:  # noqa: BLE001 - reported per file by the calling thread
+            return exc
 
-    def reader() -> None:
-        for job in jobs:
-            if stop.is_set():
-                break
-            if skip_existing and job.dst.exists():
-                item: tuple = (job, "skip")
-            else:
-                try:
-                    item = (job, read_image(job.src, max_pixels))
-                except BaseException as exc:  # noqa: BLE001 - reported per file in the main thread
-                    item = (job, exc)
-            while not stop.is_set():
-                try:
-                    readq.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-        while not stop.is_set():  # never block forever: the consumer may have stopped reading
+    def _offer(self, item: object) -> bool:
+        """Put ``item`` on the read queue unless the batch stops first (the consumer may have stopped reading)."""
+        while not self.stop.is_set():
             try:
-                readq.put(_DONE, timeout=0.1)
-                break
+                self.readq.put(item, timeout=0.1)
+                return True
             except queue.Full:
                 continue
+        return False
 
-    def writer() -> None:
+    # ------------------------------------------------------------------ calling thread
+    def model_loop(self, interrupt: threading.Event) -> bool:
+        """Process decoded inputs until the reader is done; return True when stopped by a first Ctrl-C."""
         while True:
-            msg = writeq.get()
-            if msg is _DONE:
-                return
-            job, img, mode, pixels = msg
-            dst = job.dst
-            if job.auto_ext and mode in ("RGBA", "LA") and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
-                dst = dst.with_suffix(".png")  # upstream: images with alpha are saved as png
-            try:
-                for note in write_image(dst, img):
-                    say(f"{dst}: {note}")
-            except BaseException as exc:  # noqa: BLE001
-                fail(job, exc)
-                continue
-            with st.lock:
-                st.done += 1
-                st.pixels += pixels
-                st.outputs.append(dst)
+            item = self.readq.get()
+            if item is _DONE:
+                return False
+            if interrupt.is_set():
+                return True
+            self.process(*item)
+            del item  # the decoded image: memory stays bounded by the queue sizes
+            self.file_bar.update(1)
+            if interrupt.is_set():
+                return True
 
-    threads = [threading.Thread(target=reader, name="sr-reader", daemon=True)]
-    threads += [threading.Thread(target=writer, name=f"sr-writer-{i}", daemon=True) for i in range(max(1, writers))]
-    for t in threads:
-        t.start()
-    single = len(jobs) == 1
-    want_tiles = show and (single if tile_progress is None else tile_progress)
-    bar = tqdm(total=len(jobs), unit="file", disable=None if show and not single else True, file=sys.stderr)
-    interrupted = False
-    try:
-        with _StopFlag(say) as flag:
-            while True:
-                item = readq.get()
-                if item is _DONE:
-                    break
-                if flag.event.is_set():
-                    interrupted = True
-                    break
-                job, got = item
-                if isinstance(got, str):
-                    st.skipped += 1
-                    bar.update(1)
-                    continue
-                if isinstance(got, BaseException):
-                    fail(job, got)
-                    bar.update(1)
-                    continue
-                loaded: LoadedImage = got
-                tbar = None
+    def process(self, job: Job, got: object) -> None:
+        """One job: count a skip, report a read error, or upscale the image and queue it for a writer."""
+        if got is _SKIP:
+            self.tally.skip()
+            return
+        if isinstance(got, BaseException):
+            self.fail(job, got)
+            return
+        image: LoadedImage = got  # type: ignore[assignment]
+        tiles = _TileBar()
+        try:
+            out, mode = self.enhance(image.pixels, self.opts.outscale, self.opts.alpha_upsampler,
+                                     tiles if self.tile_progress else None)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            if self.opts.debug and not isinstance(exc, SrError):
+                raise
+            self.fail(job, exc)
+            return
+        finally:
+            tiles.close()
+        self.writeq.put(_Upscaled(job, out, mode, image.pixels.shape[0] * image.pixels.shape[1]))
 
-                def progress(done: int, total: int) -> None:
-                    nonlocal tbar
-                    if tbar is None:
-                        tbar = tqdm(total=total, unit="tile", leave=False, disable=None, file=sys.stderr)
-                    tbar.update(done - tbar.n)
+    def fail(self, job: Job, exc: BaseException) -> None:
+        """Count and print a failed file (any thread)."""
+        line = error_line(job.src, exc)
+        self.tally.failure(line)
+        tqdm.write(f"error: {line}", file=sys.stderr)
 
-                try:
-                    out, mode = enhance(loaded.pixels, outscale, alpha_upsampler,
-                                        progress if want_tiles else None)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                    if debug and not isinstance(exc, SrError):
-                        raise
-                    fail(job, exc)
-                    bar.update(1)
-                    continue
-                finally:
-                    if tbar is not None:
-                        tbar.close()
-                del loaded
-                writeq.put((job, out, mode, got.pixels.shape[0] * got.pixels.shape[1]))
-                del out, got
-                bar.update(1)
-                if flag.event.is_set():
-                    interrupted = True
-                    break
-    finally:
-        stop.set()
-        for _ in range(max(1, writers)):
-            writeq.put(_DONE)  # writers finish what is queued: complete images, written atomically
-        for t in threads[1:]:
-            t.join()
-        bar.close()
-    return BatchResult(st.done, st.failed, st.skipped, time.perf_counter() - t0, st.pixels / 1e6,
-                       tuple(st.errors), tuple(st.outputs), interrupted)
+    # ------------------------------------------------------------------ writer threads
+    def write_loop(self) -> None:
+        """Write queued results until ``_DONE``."""
+        while (res := self.writeq.get()) is not _DONE:
+            self._write(res)
+
+    def _write(self, res: _Upscaled) -> None:
+        dst = res.job.dst
+        if res.job.auto_ext and res.mode in ("RGBA", "LA") and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+            dst = dst.with_suffix(".png")  # upstream: images with alpha are saved as png
+        try:
+            for note in write_image(dst, res.pixels):
+                self.say(f"{dst}: {note}")
+        except BaseException as exc:  # noqa: BLE001 - reported per file; the writer goes on
+            self.fail(res.job, exc)
+            return
+        self.tally.wrote(dst, res.input_pixels)
 
 
 def default_writers() -> int:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from sr_runtime import fileio
 from sr_runtime.api import Upscaler
-from sr_runtime.batch import collect_inputs, plan_jobs, run_batch
-from sr_runtime.errors import SrError
+from sr_runtime.batch import BatchOptions, collect_inputs, error_line, plan_jobs, run_batch
+from sr_runtime.errors import ImageError, SrError
 from tests.runtime.fakes import FakeBackend
 
 
@@ -122,3 +124,53 @@ def test_sigint_stops_after_the_current_file(image_files, tmp_path):
     res = run_batch(jobs, enhance, quiet=True)
     assert res.interrupted and res.done == 1 and listing(tmp_path / "o") == ["rgb_out.png"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize(
+    "exc, line",
+    [
+        (SrError("cannot decode", "Replace the file."), "in/a.png: cannot decode. Replace the file."),
+        (ImageError("too big", "Use --max-pixels.", "other.png"), "other.png: too big. Use --max-pixels."),
+        (OSError(28, "No space left on device"),
+         "in/a.png: No space left on device. Check the path, its permissions and the free disk space."),
+        (OSError("plain"), "in/a.png: plain. Check the path, its permissions and the free disk space."),
+        (MemoryError(), "in/a.png: out of memory. Use a smaller --tile or --batch."),
+        (ValueError("bad\n   value"),
+         "in/a.png: internal error: ValueError: bad value. Re-run with --debug and report it."),
+    ],
+)
+def test_error_line(exc, line):
+    assert error_line("in/a.png", exc) == line
+
+
+def test_error_line_is_pure():
+    exc = SrError("cannot decode")
+    assert error_line("a.png", exc) == "a.png: cannot decode."
+    assert exc.path is None and error_line("b.png", exc) == "b.png: cannot decode."
+
+
+def test_options_object_and_keyword_changes(image_files, tmp_path):
+    jobs = plan_jobs([image_files["rgb"], image_files["gray"]], tmp_path)
+    jobs[0].dst.write_bytes(b"keep")
+    opts = BatchOptions(quiet=True, skip_existing=True, writers=1, prefetch=1)
+    res = run_batch(jobs, enhance_fn(), opts)
+    assert (res.done, res.skipped) == (1, 1)
+    with pytest.raises(TypeError):
+        run_batch(jobs, enhance_fn(), opts, no_such_option=1)
+
+
+def test_reader_never_blocks_forever(image_files, tmp_path):
+    """The model loop stops on the first file while the reader waits on a full queue: no thread is left."""
+    files = [image_files[k] for k in ("rgb", "gray", "jpg", "rgb16")]
+    jobs = plan_jobs(files, tmp_path / "o")
+
+    def enhance(*a):
+        time.sleep(0.3)  # the reader fills the queue (prefetch 1) and waits
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(jobs, enhance, quiet=True, prefetch=1)
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("sr-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("sr-")]
