@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -101,8 +100,7 @@ def print_info(model: str) -> None:
 @click.option("--info", "info_model", metavar="MODEL", default=None,
               help="Print a model's metadata and the available providers, then exit.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
-def main(inp, out, model, outscale, tile, tile_pad, pre_pad, batch, backend, fp16, threads, alpha_upsampler,
-         ext, suffix, skip_existing, max_pixels, max_memory, quiet, info_model, debug) -> None:
+def main(inp: str | None, out: str | None, tile: str, info_model: str | None, debug: bool, **flags) -> None:
     """Upscale images with an exported super-resolution model.
 
     IN is an image, a folder or a glob ('photos/*.jpg'); OUT is a folder, or a file name for one image.
@@ -120,55 +118,15 @@ def main(inp, out, model, outscale, tile, tile_pad, pre_pad, batch, backend, fp1
         if info_model is not None:
             print_info(info_model)
             return
-        result = _run(inp, out, model, outscale, _parse_tile(tile), tile_pad, pre_pad, batch, backend, fp16,
-                      threads, alpha_upsampler, ext, suffix, skip_existing, max_pixels, max_memory, quiet, debug)
-        if not quiet:
+        from sr_runtime.run import RunOptions, upscale_files
+
+        result = upscale_files(inp, out, RunOptions(tile=_parse_tile(tile), debug=debug, **flags))
+        if not flags["quiet"]:
             click.echo(result.summary())
         if result.interrupted:
             raise SystemExit(130)
         if result.failed:
             raise SystemExit(1)
-
-
-def _run(inp, out, model, outscale, tile, tile_pad, pre_pad, batch, backend, fp16, threads, alpha_upsampler,
-         ext, suffix, skip_existing, max_pixels, max_memory, quiet, debug):
-    from tqdm import tqdm
-
-    from sr_runtime.api import Upscaler, _fp32_sibling, default_model_path
-    from sr_runtime.backends.ort import read_onnx_info
-    from sr_runtime.batch import collect_inputs, default_writers, plan_jobs, run_batch
-
-    inputs = collect_inputs(inp)
-    jobs = plan_jobs(inputs, out, suffix=suffix, ext=ext, single_file=Path(inp).is_file())
-    path = Path(model) if model else default_model_path()
-
-    def note(msg: str) -> None:
-        if not quiet:
-            tqdm.write(f"note: {msg}", file=sys.stderr)
-
-    if path.suffix.lower() == ".onnx" and path.is_file() and fp16 is not None:
-        info = read_onnx_info(path)
-        if fp16 is False and info.precision == "float16":
-            sib = _fp32_sibling(path)
-            if sib is None:
-                raise SrError("--fp32 was asked but the model is fp16",
-                              "Pass the fp32 .onnx with --model (sr-export writes both).", path)
-            note(f"--fp32: using {sib}")
-            path = sib
-        elif fp16 and info.precision == "float32":
-            note("--fp16: this model is fp32 and precision comes from the file; export an fp16 one with "
-                 "sr-export --fp16")
-    up = Upscaler(path, tile, tile_pad, pre_pad, batch=batch, backend=backend, threads=threads,
-                  fp16=bool(fp16), max_memory=max_memory, notify=note)
-    with up:
-        if not quiet:
-            note(f"{path.name}: {up.info.arch} x{up.scale} on {up.provider}")
-            if isinstance(tile, int) and tile > 0 and tile_pad < up.info.receptive_radius:
-                note(f"--tile-pad {tile_pad} is below the model's receptive radius {up.info.receptive_radius}: "
-                     "tile seams are possible")
-        return run_batch(jobs, up.enhance, outscale=outscale, alpha_upsampler=alpha_upsampler,
-                         skip_existing=skip_existing, max_pixels=max_pixels, quiet=quiet,
-                         writers=default_writers(), debug=debug)
 
 
 if __name__ == "__main__":

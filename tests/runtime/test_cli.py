@@ -117,6 +117,15 @@ class TestWithModel:
         assert "interrupted" in one_error_line(r)
         assert [p.name for p in out.iterdir()] == ["dark16_out.png"]  # the finished first file only
 
+    def test_library_call_matches_the_cli(self, image_files, tmp_path):
+        from sr_runtime.run import RunOptions, upscale_files
+
+        res = upscale_files(image_files["rgb"], tmp_path / "lib", RunOptions(model=self.model, tile=8, quiet=True))
+        assert (res.done, res.failed) == (1, 0) and res.outputs == (tmp_path / "lib" / "rgb_out.png",)
+        r = invoke(image_files["rgb"], tmp_path / "cli", "--model", self.model, "--tile", "8", "-q")
+        assert r.exit_code == 0
+        assert (tmp_path / "cli" / "rgb_out.png").read_bytes() == res.outputs[0].read_bytes()
+
     def test_info(self):
         r = invoke("--info", self.model)
         assert r.exit_code == 0

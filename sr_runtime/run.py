@@ -1,0 +1,125 @@
+"""sr-run as a library call: ``upscale_files(IN, OUT, RunOptions(...))`` upscales a file, a folder or a glob.
+
+The CLI (:mod:`sr_runtime.cli`) only turns flags into a :class:`RunOptions`; a Python user gets the same
+behaviour without click: output naming, ``--fp32`` switching to the fp32 sibling of an fp16 model, notes on
+stderr, one error line per bad file, Ctrl-C handling, a :class:`~sr_runtime.batch.BatchResult` back::
+
+    from sr_runtime.run import RunOptions, upscale_files
+
+    result = upscale_files("photos/", "out/", RunOptions(model="model.onnx", tile=256, quiet=True))
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sr_runtime.batch import (
+    BatchOptions,
+    BatchResult,
+    collect_inputs,
+    default_writers,
+    note_writer,
+    plan_jobs,
+    run_batch,
+)
+from sr_runtime.errors import SrError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``sr-run`` takes besides IN and OUT (one field per flag; the defaults are the CLI's)."""
+
+    model: str | Path | None = None
+    """Exported model (``.onnx``, ``.engine``/``.plan``); None: the shipped default model."""
+    outscale: float | None = None
+    """Final scale; another value than the model's is a Lanczos resize afterwards. None: the model's."""
+    tile: int | Literal["auto"] = "auto"
+    """Tile size in input pixels, 0 for the whole image, or ``"auto"`` (largest that fits ``max_memory``)."""
+    tile_pad: int = 10
+    """Context pixels around each tile (exact when >= the model's receptive radius)."""
+    pre_pad: int = 0
+    """Reflect padding at the bottom/right edges, cropped afterwards."""
+    batch: int = 4
+    """Tiles per model call."""
+    backend: str = "auto"
+    """``auto``, ``ort``, ``ort-cuda`` or ``trt``."""
+    fp16: bool | None = None
+    """None: the model file's own precision; False with an fp16 ``.onnx``: use its fp32 sibling ``x.onnx``."""
+    threads: int | None = None
+    """CPU threads for ONNX Runtime."""
+    alpha_upsampler: str = "model"
+    """How the alpha channel is upscaled: ``model`` (= ``realesrgan``), ``bicubic`` or ``lanczos``."""
+    ext: str = "auto"
+    """Output format; ``auto`` keeps the input's (png for images with alpha)."""
+    suffix: str = "out"
+    """Appended to output names in a folder (``""``: none)."""
+    skip_existing: bool = False
+    """Skip inputs whose output exists."""
+    max_pixels: int | None = None
+    """Refuse inputs with more pixels than this (a per-file error)."""
+    max_memory: int | str | None = None
+    """Memory budget for ``tile="auto"`` (bytes or text such as ``"4G"``). None: 1/4 of the free RAM."""
+    quiet: bool = False
+    """No progress bars and no notes."""
+    debug: bool = False
+    """Let unexpected per-file exceptions propagate (traceback) instead of one error line each."""
+
+    def batch_options(self) -> BatchOptions:
+        """The file-level part, for :func:`sr_runtime.batch.run_batch`."""
+        return BatchOptions(outscale=self.outscale, alpha_upsampler=self.alpha_upsampler,
+                            skip_existing=self.skip_existing, max_pixels=self.max_pixels, quiet=self.quiet,
+                            writers=default_writers(), debug=self.debug)
+
+
+def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None = None) -> BatchResult:
+    """Upscale ``inp`` (an image, a folder or a glob) into ``out`` (a folder, or a file name for one image).
+
+    Raises:
+        SrError: nothing to do (no inputs, clashing outputs) or the model cannot be used; errors of single
+            files are reported in the result instead (``failed``, ``errors``).
+    """
+    from sr_runtime.api import Upscaler
+
+    opts = options or RunOptions()
+    jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext, single_file=Path(inp).is_file())
+    note = note_writer(opts.quiet)
+    path = model_file(opts, note)
+    with Upscaler(path, opts.tile, opts.tile_pad, opts.pre_pad, batch=opts.batch, backend=opts.backend,
+                  threads=opts.threads, fp16=bool(opts.fp16), max_memory=opts.max_memory, notify=note) as up:
+        if not opts.quiet:
+            note(f"{path.name}: {up.info.arch} x{up.scale} on {up.provider}")
+            radius = up.info.receptive_radius
+            if isinstance(opts.tile, int) and opts.tile > 0 and opts.tile_pad < radius:
+                note(f"--tile-pad {opts.tile_pad} is below the model's receptive radius {radius}: "
+                     "tile seams are possible")
+        return run_batch(jobs, up.enhance, opts.batch_options())
+
+
+def model_file(opts: RunOptions, note: Callable[[str], None]) -> Path:
+    """The model file to open: ``opts.model`` or the shipped default; ``fp16=False`` with an fp16 ``.onnx``
+    switches to its fp32 sibling (precision otherwise comes from the file, with a note when asked otherwise).
+
+    Raises:
+        SrError: ``fp16=False`` for an fp16 model without an fp32 sibling; no default model is shipped.
+    """
+    from sr_runtime.api import _fp32_sibling, default_model_path
+    from sr_runtime.backends.ort import read_onnx_info
+
+    path = Path(opts.model) if opts.model else default_model_path()
+    if opts.fp16 is None or path.suffix.lower() != ".onnx" or not path.is_file():
+        return path
+    precision = read_onnx_info(path).precision
+    if opts.fp16 is False and precision == "float16":
+        sibling = _fp32_sibling(path)
+        if sibling is None:
+            raise SrError("--fp32 was asked but the model is fp16",
+                          "Pass the fp32 .onnx with --model (sr-export writes both).", path)
+        note(f"--fp32: using {sibling}")
+        return sibling
+    if opts.fp16 and precision == "float32":
+        note("--fp16: this model is fp32 and precision comes from the file; export an fp16 one with sr-export --fp16")
+    return path
