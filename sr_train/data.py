@@ -12,96 +12,20 @@ Images are returned as (3, H, W) float32 RGB tensors in [0, 1]; 8-bit and 16-bit
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from sr_runtime.errors import ImageError
+from sr_train.config_schema import DataConfig
 from sr_train.degradation.config import DegradationConfig
 from sr_train.degradation.kernels import sample_kernels
 from sr_train.errors import ConfigError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File suffixes (case-insensitive) picked up when a folder is scanned."""
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """One dataset section (upstream ``datasets.train`` / ``datasets.val`` key names).
-
-    Kernel options, which upstream also keeps in this section, belong to
-    :class:`~sr_train.degradation.config.DegradationConfig`. Invalid values raise ``ValueError`` starting
-    with the field name; missing folders are reported when a dataset is built (:class:`ConfigError`).
-    """
-
-    dataroot_gt: str
-    """Folder of ground-truth images."""
-    meta_info: str | None = None
-    """Optional list file: one GT path (relative to ``dataroot_gt``) per line; for paired sets
-    ``gt_path, lq_path`` per line. Without it the folder is scanned recursively (sorted)."""
-    dataroot_lq: str | None = None
-    """Folder of LQ images (paired datasets only)."""
-    filename_tmpl: str = "{}"
-    """LQ file name from the GT stem when pairing folders, e.g. ``{}x4``."""
-    gt_size: int | None = 256
-    """Training crop of the GT (LQ crop = gt_size / scale). ``None``: whole images, no flips (validation)."""
-    use_hflip: bool = True
-    """Random horizontal flips."""
-    use_rot: bool = False
-    """Random vertical flips and 90-degree rotations."""
-    crop_pad_size: int = 400
-    """GT-folder dataset: images are reflect-padded / randomly cropped to this square before degradation
-    (upstream hard-codes 400); must be >= gt_size and a multiple of the scale."""
-    name: str = "train"
-    """Display name."""
-    type: Literal["RealESRGANDataset", "RealESRGANPairedDataset", "PairedImageDataset"] = "RealESRGANDataset"
-    """Upstream dataset class name: which dataset reads this section."""
-    io_backend: dict[str, Any] | None = None
-    """Accepted for upstream configs; only ``{type: disk}``."""
-    dataset_enlarge_ratio: int = 1
-    """Repeat the file list this many times per epoch."""
-    batch_size_per_gpu: int = 12
-    """For the trainer's DataLoader."""
-    num_worker_per_gpu: int = 4
-    """For the trainer's DataLoader."""
-    use_shuffle: bool = True
-    """For the trainer's DataLoader / sampler."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.dataroot_gt, (str, os.PathLike)) or not str(self.dataroot_gt):
-            raise ValueError(f"dataroot_gt: {self.dataroot_gt!r} must be a folder path")
-        if self.gt_size is not None and (not _is_int(self.gt_size) or self.gt_size < 1):
-            raise ValueError(f"gt_size: {self.gt_size!r} must be a positive integer or null")
-        if not _is_int(self.crop_pad_size) or self.crop_pad_size < 1:
-            raise ValueError(f"crop_pad_size: {self.crop_pad_size!r} must be a positive integer")
-        if (
-            self.type == "RealESRGANDataset"
-            and self.gt_size is not None
-            and self.crop_pad_size < self.gt_size
-        ):
-            raise ValueError(f"crop_pad_size: {self.crop_pad_size} must be >= gt_size {self.gt_size}")
-        if "{}" not in self.filename_tmpl:
-            raise ValueError(f"filename_tmpl: {self.filename_tmpl!r} must contain '{{}}'")
-        if self.io_backend not in (None, {"type": "disk"}):
-            raise ValueError(
-                f"io_backend: {self.io_backend!r} is not supported; only {{type: disk}} (lmdb is not)"
-            )
-        for name in ("dataset_enlarge_ratio", "batch_size_per_gpu"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: {getattr(self, name)!r} must be a positive integer")
-        if not _is_int(self.num_worker_per_gpu) or self.num_worker_per_gpu < 0:
-            raise ValueError(f"num_worker_per_gpu: {self.num_worker_per_gpu!r} must be an integer >= 0")
-        if self.type not in ("RealESRGANDataset", "RealESRGANPairedDataset", "PairedImageDataset"):
-            raise ValueError(
-                f"type: {self.type!r} must be RealESRGANDataset, RealESRGANPairedDataset or PairedImageDataset"
-            )
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -376,7 +300,7 @@ class PairedDataset(_SeededDataset):
 
     def __init__(self, cfg: DataConfig, scale: int = 4, seed: int = 0) -> None:
         super().__init__(cfg, seed)
-        if not _is_int(scale) or scale < 1:
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale: {scale!r} must be a positive integer")
         if cfg.gt_size is not None and cfg.gt_size % scale:
             raise ValueError(f"gt_size: {cfg.gt_size} must be a multiple of scale {scale}")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sr_train.config import VGG19_LAYERS, GANLossConfig, PerceptualLossConfig, PixelLossConfig
+from sr_train.config_schema import VGG19_LAYERS, GANLossConfig, PerceptualLossConfig, PixelLossConfig
 from sr_train.errors import ConfigError
 
 LOG = logging.getLogger("sr_train")

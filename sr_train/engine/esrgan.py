@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_train.config import TrainConfig
+from sr_train.config_schema import TrainConfig
 from sr_train.engine.distributed import unwrap
 from sr_train.engine.esrnet import RealESRNetStep, make_optimizer, make_scheduler
 from sr_train.losses import GANLoss, PerceptualLoss

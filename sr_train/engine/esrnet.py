@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_train.config import OptimConfig, TrainConfig
+from sr_train.config_schema import OptimConfig, TrainConfig
 from sr_train.engine.distributed import unwrap
 from sr_train.losses import PixelLoss
 

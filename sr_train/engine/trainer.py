@@ -32,7 +32,8 @@ from torch import nn
 from sr_runtime.errors import ModelFileError
 from sr_train.archs import REGISTRY
 from sr_train.checkpoint import atomic_write, save_checkpoint
-from sr_train.config import TrainConfig, to_dict
+from sr_train.config import to_dict
+from sr_train.config_schema import TrainConfig
 from sr_train.ema import ModelEma
 from sr_train.engine.distributed import (
     DistInfo,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sr_train.config import CONFIG_DIR, TrainConfig, apply_overrides, from_yaml, to_dict
+from sr_train.config import CONFIG_DIR, apply_overrides, from_yaml, to_dict
+from sr_train.config_schema import TrainConfig
 from sr_train.errors import ConfigError
 
 SHIPPED = ["x4", "x4_net", "x4_compact", "x4_compact_net", "tiny_cpu"]

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sr_runtime.errors import ImageError, SrError
-from sr_train.data import DataConfig, GTFolderDataset, PairedDataset, read_image_rgb
+from sr_train.config_schema import DataConfig
+from sr_train.data import GTFolderDataset, PairedDataset, read_image_rgb
 from sr_train.degradation.config import DegradationConfig
 from sr_train.errors import ConfigError
 

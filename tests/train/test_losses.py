@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from sr_train.config import GANLossConfig, PerceptualLossConfig, PixelLossConfig
+from sr_train.config_schema import GANLossConfig, PerceptualLossConfig, PixelLossConfig
 from sr_train.ema import ModelEma
 from sr_train.errors import ConfigError
 from sr_train.losses import GANLoss, PerceptualLoss, PixelLoss, VGG19Features, build_vgg
