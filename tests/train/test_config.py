@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
 import pytest
 import yaml
 
-from sr_train.config import CONFIG_DIR, apply_overrides, from_yaml, to_dict
+from sr_train.config import CONFIG_DIR, apply_overrides, from_dict, from_yaml, to_dict
+from sr_train.config_coerce import coerce, short_repr
 from sr_train.config_schema import TrainConfig
 from sr_train.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SHIPPED = ["x4", "x4_net", "x4_compact", "x4_compact_net", "tiny_cpu"]
 
@@ -121,6 +129,110 @@ def test_bad_overrides(item, needle):
 
 def test_to_dict_round_trip():
     cfg = from_yaml("x4")
-    from sr_train.config import from_dict
-
     assert from_dict(yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
+
+
+def test_parsing_every_shipped_config_imports_no_torch():
+    """Config parsing, --set and to_dict run without torch (the trainer and the datasets import it)."""
+    code = (
+        "import sys\n"
+        "from sr_train.config import CONFIG_DIR, apply_overrides, from_yaml, to_dict\n"
+        "names = sorted(CONFIG_DIR.glob('*.yaml'))\n"
+        "for p in names:\n"
+        "    to_dict(apply_overrides(from_yaml(p), ['train.total_iter=5']))\n"
+        "assert 'torch' not in sys.modules, 'parsing a config imported torch'\n"
+        "print(len(names))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout) == len(list(CONFIG_DIR.glob("*.yaml"))) >= len(SHIPPED)
+
+
+def _laughs(depth: int = 6) -> str:
+    """A YAML "billion laughs" value: 9**depth strings through aliases (a few hundred bytes of text)."""
+    levels = ["&l0 [" + ", ".join(["lol"] * 9) + "]"]
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, depth)]
+    return "[" + ", ".join(levels) + "]"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d, v: d.__setitem__("name", v),
+        lambda d, v: d.__setitem__("model_type", v),
+        lambda d, v: d.__setitem__("network_g", v),
+        lambda d, v: d["network_g"].__setitem__("type", v),
+        lambda d, v: d["network_g"].__setitem__("num_feat", v),
+        lambda d, v: d["datasets"]["train"].__setitem__("io_backend", {"type": v}),
+        lambda d, v: d["train"].__setitem__("device", v),
+        lambda d, v: d["train"]["optim_g"].__setitem__("lr", v),
+        lambda d, v: d.setdefault("degradation", {}).__setitem__("kernel_list", v),
+    ],
+)
+def test_error_messages_never_expand_a_yaml_bomb(mutate):
+    bomb = yaml.safe_load(_laughs())  # shared lists: cheap to hold, ~4 MB as text
+    data = yaml.safe_load((CONFIG_DIR / "tiny_cpu.yaml").read_text())
+    mutate(data, bomb)
+    with pytest.raises(ConfigError) as err:
+        from_dict(data, "bomb.yaml")
+    line = err.value.one_line()
+    assert len(line) < 400 and "\n" not in line, line
+
+
+def test_overrides_never_expand_a_yaml_bomb():
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(from_yaml("tiny_cpu"), [f"train.total_iter={_laughs()}"])
+    assert len(err.value.one_line()) < 400
+
+
+def test_short_repr_caps():
+    assert short_repr("gpu") == "'gpu'" and short_repr(1.5) == "1.5"
+    assert len(short_repr("x" * 10_000)) <= 80 and len(short_repr(list(range(10_000)))) <= 80
+
+
+@pytest.mark.parametrize(
+    "value, tp, expected",
+    [
+        ("5e3", int, 5000),  # PyYAML reads 5e3 as a string
+        (5000.0, int, 5000),
+        ("1e-4", float, 1e-4),
+        (3, float, 3.0),
+        (123, str, "123"),
+        ([1, "2"], tuple[int, ...], (1, 2)),
+        ([0.5, 1], tuple[float, float], (0.5, 1.0)),
+        (None, int | None, None),
+        ("b", Literal["a", "b"], "b"),
+        ({"x": "1e-4"}, dict[str, float], {"x": 1e-4}),
+        ({"k": [1]}, Any, {"k": [1]}),
+    ],
+)
+def test_coerce_by_kind(value, tp, expected):
+    assert coerce(value, tp, "k") == expected
+
+
+@pytest.mark.parametrize(
+    "value, tp, needle",
+    [
+        (1, bool, "must be true or false, got 1"),
+        ("yes", bool, "must be true or false"),
+        (2.5, int, "must be an integer, got 2.5"),
+        (True, int, "must be an integer"),
+        (True, str, "must be a string"),
+        (10**400, float, "must be a number"),
+        ([1], tuple[float, float], "must have 2 values, got 1"),
+        ("c", Literal["a", "b"], "must be one of a, b"),
+        ([1], dict[str, float], "must be a mapping"),
+        (None, int, "must be an integer, got None"),
+    ],
+)
+def test_coerce_errors_name_the_key(value, tp, needle):
+    with pytest.raises(ConfigError) as err:
+        coerce(value, tp, "sec.k")
+    assert err.value.message.startswith("'sec.k") and needle in err.value.message
+
+
+def test_network_type_must_be_a_name():
+    data = yaml.safe_load((CONFIG_DIR / "tiny_cpu.yaml").read_text())
+    data["network_g"]["type"] = ["RRDBNet"]
+    with pytest.raises(ConfigError, match="not a known architecture"):
+        from_dict(data)
