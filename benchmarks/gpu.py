@@ -104,8 +104,7 @@ def bench_ort(s: Any, frame: np.ndarray, frames: int, warmup: int) -> dict[str, 
 
 def bench_trt(s: Any, frame: np.ndarray, frames: int, warmup: int) -> dict[str, Any]:
     """TensorRT (else TensorRT-RTX) engines from the fp16 ONNX: static 1080p and dynamic 64..1080p."""
-    from sr_runtime.backends.trt import TrtBackend
-    from sr_runtime.trt_build import ShapeProfile, cached_engine
+    from sr_runtime.backends.trt import ShapeProfile, TrtBackend, cached_engine
 
     shape = frame.shape
     profiles = {"trt-fp16-static": ShapeProfile(shape, shape, shape),

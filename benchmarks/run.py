@@ -693,7 +693,7 @@ def w_prepare(args: dict[str, Any], threads: int) -> dict[str, Any]:
     names = args.get("names") or None
     specs = [ModelSpec(**{**d, "photo": tuple(d["photo"])}) for d in args["specs"]]
     if DEFAULT_ONNX.is_file() and (not names or "default" in names):
-        from sr_runtime.backends.ort import read_onnx_info
+        from sr_runtime.info import read_onnx_info
 
         info = read_onnx_info(DEFAULT_ONNX)
         rrdb = info.arch == "RRDBNet"

@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sr_runtime.backends.base import Backend
 from sr_runtime.compare import ParityReport, Tol, compare
+from sr_runtime.tiling import round_up
 
 BackendKind = Literal["ort", "trt"]
 
@@ -52,11 +54,7 @@ def random_input(n: int = 2, h: int = 32, w: int = 24, channels: int = 3, seed: 
     return np.random.default_rng(seed).random((n, channels, h, w), dtype=np.float32)
 
 
-def _round_up(v: int, m: int) -> int:
-    return -(-v // m) * m
-
-
-def _open(artifact: Path, backend: BackendKind | None, threads: int | None) -> Any:
+def _open(artifact: Path, backend: BackendKind | None, threads: int | None) -> tuple[BackendKind, Backend]:
     if backend is None:
         backend = "ort" if artifact.suffix.lower() == ".onnx" else "trt"
     if backend == "ort":
@@ -104,12 +102,12 @@ def check(
         m = max(1, info.size_multiple)
         c = info.in_channels
         if inputs is None:
-            h, w, rh, rw = _round_up(64, m), _round_up(48, m), _round_up(32, m), _round_up(24, m)
-            prof = info.extra.get("profile") if kind == "trt" else None
+            h, w, rh, rw = round_up(64, m), round_up(48, m), round_up(32, m), round_up(24, m)
             n = 2
-            if prof:  # keep inside the engine's profile
-                n = min(2, int(prof["max"][0]))
-                cap_h, cap_w = int(prof["max"][2]), int(prof["max"][3])
+            mx = runner.max_shape
+            if mx:  # keep inside the engine's profile
+                n = min(2, int(mx[0]))
+                cap_h, cap_w = int(mx[2]), int(mx[3])
                 h, w, rh, rw = min(h, cap_h), min(w, cap_w), min(rh, cap_h), min(rw, cap_w)
             inputs = {"test image": parity_image(h, w, c), "random": random_input(n, rh, rw, c)}
         t = tol if (tol is None or isinstance(tol, Tol)) else tol.get((kind, info.precision))

@@ -116,7 +116,7 @@ class Target:
     onnx: Path
     """The ONNX to write; the engine is ``onnx.with_suffix('.engine')``."""
     flavor: Any = None
-    """The TensorRT flavour (:class:`sr_runtime.trt_build.TrtFlavor`), or None without ``trt``."""
+    """The TensorRT flavour (:class:`sr_runtime.backends.trt.TrtFlavor`), or None without ``trt``."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def output_path(model: Path, out: str | Path | None, fp16: bool) -> Path:
 
 def _trt_flavor(options: ExportOptions) -> Any:
     """Import the TensorRT flavour and check the profile flags and the GPU before anything slow."""
-    from sr_runtime.trt_build import ShapeProfile, current_gpu, load_flavor
+    from sr_runtime.backends.trt import ShapeProfile, current_gpu, load_flavor
 
     flavor = load_flavor(options.trt_flavor)  # fails fast without the extra
     if options.triton_repo is not None and flavor.name == "rtx":
@@ -310,9 +310,7 @@ class _Stages:
 
     def engine(self, artifact: Path, info: ModelInfo) -> _Engine:
         """5. Build the engine (and its sidecar) from the checked ONNX, then check it where a GPU runs it."""
-        from sr_export.profiles import profile_for
-        from sr_export.trt import export_engine
-        from sr_runtime.trt_build import current_gpu, default_cache_dir
+        from sr_runtime.backends.trt import current_gpu, default_cache_dir, export_engine, profile_for
 
         o, flavor = self.options, self.target.flavor
         profile = profile_for(info, o.tile, o.tile_pad, o.max_batch)
@@ -354,7 +352,7 @@ class _Stages:
         written.insert(0, onnx_out)
         if engine is None:
             return ExportResult(onnx_out, info, triton_entry=entry, written=tuple(written), parity=reports)
-        from sr_runtime.trt_build import sidecar_path
+        from sr_runtime.backends.trt import sidecar_path
 
         engine_out = onnx_out.with_suffix(".engine")
         os.replace(engine.path, engine_out)

@@ -21,7 +21,7 @@ from sr_runtime.errors import ImageError, ModelFileError, SrError
 from sr_runtime.image import Mode, image_mode, read_image
 from sr_runtime.info import ModelInfo
 from sr_runtime.memory import auto_tile, default_budget, parse_memory
-from sr_runtime.tiling import MIN_TILE, ModelFn, run_tiled
+from sr_runtime.tiling import MIN_TILE, ModelFn, TileSettings, max_core, run_tiled, with_fp32_redo
 
 AlphaUpsampler = Literal["model", "realesrgan", "bicubic", "lanczos"]
 ALPHA_UPSAMPLERS: tuple[str, ...] = ("model", "realesrgan", "bicubic", "lanczos")
@@ -115,8 +115,7 @@ class Upscaler:
         self.info: ModelInfo = self.backend.info
         self.scale: int = self.info.scale
         self._backend_name, self._threads = backend, threads
-        self._reduced = (self.info.precision == "float16" or self.info.io_dtype == "float16"
-                         or bool(getattr(self.backend, "fp16", False)))
+        self._reduced = self.backend.reduced_precision
         self._fallback: Backend | None = None
         self._fp32_model: Path | None = None
         if isinstance(fp32_model, (str, Path)):
@@ -172,11 +171,11 @@ class Upscaler:
     # ------------------------------------------------------------------ inference
     def _engine_limits(self) -> tuple[int | None, int]:
         """(largest tile, largest batch) an engine's shape profile allows; (None, batch) without a profile."""
-        mx = getattr(getattr(self.backend, "profile", None), "max", None)
+        mx = self.backend.max_shape
         if not mx:
             return None, self.batch
         m = max(1, self.info.size_multiple)
-        max_tile = (min(int(mx[2]), int(mx[3])) - 2 * (-(-self.tile_pad // m) * m)) // m * m
+        max_tile = max_core(min(int(mx[2]), int(mx[3])), self.tile_pad, m)
         if max_tile < m:
             raise SrError(f"the engine takes tiles up to {mx[2]}x{mx[3]}, too small for --tile-pad {self.tile_pad}",
                           "Lower --tile-pad or rebuild the engine for larger tiles.")
@@ -190,8 +189,7 @@ class Upscaler:
                     self.notify(f"the engine's profile limits the tile to {max_tile}")
                 tile = max_tile
             return tile
-        dev_free = getattr(self.backend, "free_memory", None)
-        budget = self.max_memory or default_budget(dev_free() if callable(dev_free) else None)
+        budget = self.max_memory or default_budget(self.backend.free_memory())
         return auto_tile(self.info, h + self.pre_pad, w + self.pre_pad, pad=self.tile_pad, batch=batch,
                          budget=budget, min_tile=MIN_TILE, max_tile=max_tile)
 
@@ -202,10 +200,11 @@ class Upscaler:
 
     def _run(self, img: np.ndarray, fn: ModelFn, fallback: ModelFn | None, out: np.ndarray, tile: int,
              batch: int, progress: Callable[[int, int], None] | None) -> None:
-        run_tiled(img, fn, scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch,
-                  pre_pad=self.pre_pad, size_multiple=self.info.size_multiple, fallback=fallback,
-                  pad_to_tile=bool(getattr(self.backend, "static_shape", False)), progress=progress,
-                  notify=self.notify, out=out)
+        settings = TileSettings(scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch, pre_pad=self.pre_pad,
+                                size_multiple=self.info.size_multiple, windows=self.backend.window_shapes)
+        if fallback is not None:
+            fn = with_fp32_redo(fn, fallback, self.notify)
+        run_tiled(img, fn, settings, out=out, progress=progress, notify=self.notify)
 
     def enhance(
         self,
@@ -232,61 +231,91 @@ class Upscaler:
             ImageError: unsupported dtype or shape, or an unknown alpha upsampler.
             OutOfMemory, SrError: from the backend and tiler.
         """
-        if alpha_upsampler not in ALPHA_UPSAMPLERS:
-            raise ImageError(f"unknown alpha upsampler '{alpha_upsampler}'",
-                             f"Use one of: {', '.join(ALPHA_UPSAMPLERS)}.")
-        if img.dtype not in (np.uint8, np.uint16):
-            raise ImageError(f"unsupported pixel type {img.dtype}", "Pass a uint8 or uint16 OpenCV image.")
-        if img.ndim == 3 and img.shape[2] == 1:
-            img = img[..., 0]
+        img = _check_image(img, alpha_upsampler)
         mode = image_mode(img)
         if self.info.in_channels != 3 or self.info.out_channels != 3:
             raise SrError(f"the model maps {self.info.in_channels} to {self.info.out_channels} channels",
                           "sr-run upscales RGB models (3 in, 3 out).")
+        out = self._upscale(img, mode, alpha_upsampler, progress)
+        return _resize(out, mode, self.scale, outscale), mode
+
+    def _upscale(self, img: np.ndarray, mode: Mode, alpha_upsampler: AlphaUpsampler,
+                 progress: Callable[[int, int], None] | None) -> np.ndarray:
+        """The model's output for every plane of ``img`` (colour, then alpha), in the input's layout."""
         h, w = img.shape[:2]
         s = self.scale
         tile, batch = self.plan(h, w)
         fn: ModelFn = self.backend.run
         fallback = self._fallback_fn()
-
-        def gray(f: ModelFn | None) -> ModelFn | None:
-            if f is None:
-                return None
-
-            def g(x: np.ndarray) -> np.ndarray:
-                # clamp then RGB -> gray in float, as upstream does before quantising
-                y = np.clip(f(x), 0.0, 1.0)
-                return (_GRAY[0] * y[:, 0:1] + _GRAY[1] * y[:, 1:2] + _GRAY[2] * y[:, 2:3]).astype(np.float32)
-
-            return g
-
-        def as_rgb(plane: np.ndarray) -> np.ndarray:
-            return np.broadcast_to(plane[..., None], plane.shape + (3,))
-
         out = np.empty((h * s, w * s) + (() if mode == "L" else (img.shape[2],)), img.dtype)
         if mode == "RGB":
             self._run(img[..., ::-1], fn, fallback, out[..., ::-1], tile, batch, progress)
         elif mode == "RGBA":
             self._run(img[..., 2::-1], fn, fallback, out[..., 2::-1], tile, batch, progress)
         elif mode == "L":
-            self._run(as_rgb(img), gray(fn), gray(fallback), out[..., None], tile, batch, progress)
+            self._run(_as_rgb(img), _gray(fn), _gray(fallback), out[..., None], tile, batch, progress)
         else:  # LA
-            self._run(as_rgb(img[..., 0]), gray(fn), gray(fallback), out[..., 0:1], tile, batch, progress)
+            self._run(_as_rgb(img[..., 0]), _gray(fn), _gray(fallback), out[..., 0:1], tile, batch, progress)
         if mode in ("RGBA", "LA"):
             alpha = img[..., -1]
             if alpha_upsampler in ("model", "realesrgan"):
-                self._run(as_rgb(alpha), gray(fn), gray(fallback), out[..., -1:], tile, batch, None)
+                self._run(_as_rgb(alpha), _gray(fn), _gray(fallback), out[..., -1:], tile, batch, None)
             else:
                 interp = cv2.INTER_CUBIC if alpha_upsampler == "bicubic" else cv2.INTER_LANCZOS4
                 out[..., -1] = cv2.resize(np.ascontiguousarray(alpha), (w * s, h * s), interpolation=interp)
-        if outscale is not None and float(outscale) != float(s):
-            if outscale <= 0:
-                raise SrError(f"bad outscale {outscale}", "Use a positive scale.")
-            size = (max(1, int(w * outscale)), max(1, int(h * outscale)))
-            out = cv2.resize(out, size, interpolation=cv2.INTER_LANCZOS4)
-            if mode == "LA" and out.ndim == 2:
-                out = out[..., None]
-        return out, mode
+        return out
+
+
+def _check_image(img: np.ndarray, alpha_upsampler: str) -> np.ndarray:
+    """Refuse what :meth:`Upscaler.enhance` cannot take; ``(H, W, 1)`` becomes ``(H, W)``.
+
+    Raises:
+        ImageError: an unknown alpha upsampler or a pixel type other than uint8/uint16.
+    """
+    if alpha_upsampler not in ALPHA_UPSAMPLERS:
+        raise ImageError(f"unknown alpha upsampler '{alpha_upsampler}'",
+                         f"Use one of: {', '.join(ALPHA_UPSAMPLERS)}.")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"unsupported pixel type {img.dtype}", "Pass a uint8 or uint16 OpenCV image.")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    return img
+
+
+def _gray(f: ModelFn | None) -> ModelFn | None:
+    """A model function whose output is the gray value of ``f``'s RGB output (None stays None)."""
+    if f is None:
+        return None
+
+    def g(x: np.ndarray) -> np.ndarray:
+        # clamp then RGB -> gray in float, as upstream does before quantising
+        y = np.clip(f(x), 0.0, 1.0)
+        return (_GRAY[0] * y[:, 0:1] + _GRAY[1] * y[:, 1:2] + _GRAY[2] * y[:, 2:3]).astype(np.float32)
+
+    return g
+
+
+def _as_rgb(plane: np.ndarray) -> np.ndarray:
+    """An ``(H, W)`` plane as an ``(H, W, 3)`` view."""
+    return np.broadcast_to(plane[..., None], plane.shape + (3,))
+
+
+def _resize(out: np.ndarray, mode: Mode, scale: int, outscale: float | None) -> np.ndarray:
+    """Lanczos from the model's scale to ``outscale`` (unchanged when None or equal).
+
+    Raises:
+        SrError: a non-positive ``outscale``.
+    """
+    if outscale is None or float(outscale) == float(scale):
+        return out
+    if outscale <= 0:
+        raise SrError(f"bad outscale {outscale}", "Use a positive scale.")
+    h, w = out.shape[0] // scale, out.shape[1] // scale
+    size = (max(1, int(w * outscale)), max(1, int(h * outscale)))
+    out = cv2.resize(out, size, interpolation=cv2.INTER_LANCZOS4)
+    if mode == "LA" and out.ndim == 2:
+        out = out[..., None]
+    return out
 
 
 def open_model(model_path: str | Path | None = None, **kwargs: object) -> Upscaler:

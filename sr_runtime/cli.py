@@ -28,10 +28,9 @@ def _parse_tile(value: str) -> int | str:
 def print_info(model: str) -> None:
     """Print a model's metadata and the execution providers available here."""
     from sr_runtime.backends import ENGINE_SUFFIXES
-    from sr_runtime.backends.base import MODEL_SUFFIXES_TORCH
-    from sr_runtime.backends.ort import available_providers, export_first_error, read_onnx_info
+    from sr_runtime.backends.ort import available_providers
     from sr_runtime.errors import ModelFileError
-    from sr_runtime.info import ModelInfo
+    from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo, export_first_error, read_onnx_info
 
     p = Path(model)
     if p.suffix.lower() in MODEL_SUFFIXES_TORCH:

@@ -107,7 +107,7 @@ def model_file(opts: RunOptions, note: Callable[[str], None]) -> Path:
         SrError: ``fp16=False`` for an fp16 model without an fp32 sibling; no default model is shipped.
     """
     from sr_runtime.api import _fp32_sibling, default_model_path
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     path = Path(opts.model) if opts.model else default_model_path()
     if opts.fp16 is None or path.suffix.lower() != ".onnx" or not path.is_file():

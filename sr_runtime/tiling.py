@@ -14,13 +14,19 @@ models), with four differences:
 Exactness: a core pixel's output depends on input within the model's receptive radius ``r``. Every window
 holds its core plus at least ``pad`` pixels of real context on each side (or reaches the image border,
 exactly as the whole-image run does), so with ``pad >= r`` tiled output equals whole-image output.
+
+The arithmetic of cores, pads and windows is written here once (:func:`core_side`, :func:`pad_side`,
+:func:`window_side`, :func:`max_core`): TensorRT profiles, engine limits and parity inputs call it. The tiler
+itself is :func:`run_tiled` over a :class:`TileSettings` value; a plan comes from :func:`plan_for`, which
+chooses by what the backend declares (:data:`WindowShapes`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -33,6 +39,60 @@ MIN_TILE = 32
 
 ModelFn = Callable[[np.ndarray], np.ndarray]
 """float32 ``(N, C, h, w)`` RGB in [0, 1] -> float32 ``(N, C_out, h*s, w*s)``."""
+
+WindowShapes = Literal["any", "same", "fixed"]
+"""Which window shapes a model function accepts; each backend declares it (``Backend.window_shapes``):
+
+- ``any``: every ``(N, C, h, w)`` with ``h`` and ``w`` multiples of the size multiple (ONNX Runtime, OpenVINO
+  with dynamic shapes);
+- ``same``: any shape in range, but it is built and tuned for one window shape per run (TensorRT engines);
+- ``fixed``: one window shape only: an image smaller than a window is edge-padded up to
+  ``window_side(tile, pad)`` (a static engine).
+
+:func:`plan_for` gives ``any`` and ``same`` the same-shape balanced plan of :func:`plan_tiles` for now (clipped
+edge windows for ``any`` are issue 12's); ``fixed`` pads small images.
+"""
+
+
+# --------------------------------------------------------------------------- the arithmetic, once
+def round_up(x: int, m: int) -> int:
+    """``x`` rounded up to a multiple of ``m``."""
+    return -(-x // m) * m
+
+
+def round_down(x: int, m: int) -> int:
+    """``x`` rounded down to a multiple of ``m``."""
+    return x // m * m
+
+
+def core_side(tile: int, size_multiple: int = 1) -> int:
+    """The largest core side the tiler uses for a requested ``tile``: rounded down to the size multiple, at
+    least one multiple."""
+    m = max(1, size_multiple)
+    return max(m, round_down(tile, m))
+
+
+def pad_side(pad: int, size_multiple: int = 1) -> int:
+    """The context the tiler keeps around a core for a requested ``pad``: rounded up to the size multiple."""
+    return round_up(pad, max(1, size_multiple))
+
+
+def window_side(tile: int, pad: int, size_multiple: int = 1) -> int:
+    """The largest window side of a tiled run: ``core_side(tile) + 2 * pad_side(pad)``.
+
+    Every window of :func:`plan_tiles` is at most this (less when the image is smaller); TensorRT profiles are
+    built for it.
+    """
+    return core_side(tile, size_multiple) + 2 * pad_side(pad, size_multiple)
+
+
+def max_core(window: int, pad: int, size_multiple: int = 1) -> int:
+    """The largest tile whose windows fit ``window`` pixels: the inverse of :func:`window_side`.
+
+    May be below ``size_multiple`` (even negative) when ``window`` leaves no room beside the pad; callers check.
+    """
+    m = max(1, size_multiple)
+    return round_down(window - 2 * pad_side(pad, m), m)
 
 
 @dataclass(frozen=True)
@@ -120,10 +180,6 @@ class TilePlan:
         return len(self.tiles)
 
 
-def _round_up(x: int, m: int) -> int:
-    return -(-x // m) * m
-
-
 def _axis(size: int, tile: int, pad: int, win: int) -> list[tuple[int, int, int]]:
     """(core_start, core_end, window_start) along one axis."""
     out = []
@@ -141,7 +197,7 @@ def _balanced(size: int, tile: int, m: int) -> int:
     windows the thin last core would otherwise read a full ``tile + 2 * pad`` window.
     """
     n = -(-size // tile)
-    return min(tile, _round_up(-(-size // n), m))
+    return min(tile, round_up(-(-size // n), m))
 
 
 def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: int = 1) -> TilePlan:
@@ -167,8 +223,7 @@ def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: i
     if tile == 0 or (tile >= height and tile >= width):
         core = Region(0, 0, height, width)
         return TilePlan(height, width, max(height, width), 0, (height, width), m, (Tile(0, core, core),))
-    t = max(m, tile // m * m)
-    p = _round_up(pad, m)
+    t, p = core_side(tile, m), pad_side(pad, m)
     ty, tx = _balanced(height, t, m), _balanced(width, t, m)
     win = (min(ty + 2 * p, height), min(tx + 2 * p, width))
     tiles = []
@@ -176,6 +231,43 @@ def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: i
         for cx0, cx1, wx in _axis(width, tx, p, win[1]):
             tiles.append(Tile(len(tiles), Region(wy, wx, wy + win[0], wx + win[1]), Region(cy0, cx0, cy1, cx1)))
     return TilePlan(height, width, max(ty, tx), p, win, m, tuple(tiles))
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How :func:`run_tiled` cuts an image and feeds the tiles to the model function."""
+
+    scale: int
+    """The model's scale factor (>= 1)."""
+    tile: int = 0
+    """Core size in input pixels (see :func:`plan_tiles`); ``0`` runs the whole (padded) image at once."""
+    pad: int = 0
+    """Context around each core (upstream ``tile_pad``)."""
+    batch: int = 1
+    """Tiles per model call (>= 1)."""
+    pre_pad: int = 0
+    """Reflect padding added at the bottom/right before tiling and cropped afterwards."""
+    size_multiple: int = 1
+    """The model's input size multiple (mod-padding for pixel-unshuffle models)."""
+    windows: WindowShapes = "same"
+    """What window shapes the model function accepts (the backend's ``window_shapes``); see :func:`plan_for`."""
+    min_tile: int = MIN_TILE
+    """Floor of the out-of-memory retry (the tile is halved, after the batch, down to this)."""
+
+    def __post_init__(self) -> None:
+        if self.scale < 1 or self.batch < 1:
+            raise ValueError(f"scale and batch must be >= 1 (got {self.scale}, {self.batch})")
+        if self.windows not in ("any", "same", "fixed"):
+            raise ValueError(f"windows must be 'any', 'same' or 'fixed', got {self.windows!r}")
+
+
+def plan_for(height: int, width: int, settings: TileSettings) -> TilePlan:
+    """The tile plan for a padded ``height`` x ``width`` input, chosen by what the model function accepts.
+
+    Every :data:`WindowShapes` kind gets the same-shape balanced plan of :func:`plan_tiles` today; this is the
+    one place that will give ``any`` clipped edge windows (issue 12).
+    """
+    return plan_tiles(height, width, tile=settings.tile, pad=settings.pad, size_multiple=settings.size_multiple)
 
 
 # --------------------------------------------------------------------------- running
@@ -203,8 +295,8 @@ def pad_input(img: np.ndarray, pre_pad: int, size_multiple: int) -> np.ndarray:
     """
     h, w = img.shape[:2]
     m = max(1, size_multiple)
-    ph = _round_up(h + pre_pad, m) - h
-    pw = _round_up(w + pre_pad, m) - w
+    ph = round_up(h + pre_pad, m) - h
+    pw = round_up(w + pre_pad, m) - w
     if ph == 0 and pw == 0:
         return img
     return np.pad(img, ((0, ph), (0, pw)) + ((0, 0),) * (img.ndim - 2), mode="reflect")
@@ -221,6 +313,36 @@ class _Notify:
         if msg not in self.seen:
             self.seen.add(msg)
             self.sink(msg)
+
+
+def with_fp32_redo(fn: ModelFn, fallback: ModelFn, notify: Callable[[str], None] | None = None) -> ModelFn:
+    """Wrap a reduced-precision model function: batch items whose output holds NaN/Inf (fp16 overflow) are
+    run again through the fp32 ``fallback``.
+
+    Args:
+        fn: the reduced-precision model function.
+        fallback: an fp32 model function for the same model.
+        notify: where the one-time note goes (default the ``sr_runtime`` logger); said once per wrapper.
+
+    Returns:
+        A model function; it raises :class:`SrError` when the fp32 output is not finite either.
+    """
+    say = _Notify(notify)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        y = fn(x)
+        bad = ~np.isfinite(y).reshape(len(y), -1).all(axis=1)
+        if not bad.any():
+            return y
+        say("non-finite (NaN/Inf) tile output in reduced precision: those tiles were re-run in fp32")
+        redo = fallback(x[bad])
+        if not np.all(np.isfinite(redo)):
+            raise SrError("the model produced NaN/Inf values even in fp32", "The model or input is broken.")
+        y = y.copy() if not y.flags.writeable else y
+        y[bad] = redo
+        return y
+
+    return run
 
 
 def _to_batch(src: np.ndarray, tiles: list[Tile], top_in: float, window: tuple[int, int] | None) -> np.ndarray:
@@ -240,116 +362,139 @@ def _to_batch(src: np.ndarray, tiles: list[Tile], top_in: float, window: tuple[i
     return batch
 
 
-def _paste(out: np.ndarray, y: np.ndarray, tile: Tile, scale: int, top: float) -> None:
-    """Write the tile's core from model output ``y`` (C, h, w) float32 into the HWC canvas ``out``."""
-    dst = tile.dst(scale).clip(out.shape[0], out.shape[1])
-    if dst.height == 0 or dst.width == 0:
-        return
-    crop = tile.crop(scale)
-    ys, xs = crop.y0, crop.x0
-    part = y[:, ys:ys + dst.height, xs:xs + dst.width].transpose(1, 2, 0)
-    if out.dtype.kind == "f":
-        out[dst.slices()] = np.clip(part, 0.0, 1.0)
-    else:
-        v = np.clip(part, 0.0, 1.0) * np.float32(top)
-        np.rint(v, out=v)
-        out[dst.slices()] = v
+class _Canvas:
+    """The output image: given by the caller, or allocated at the first model output (which sets C_out)."""
+
+    def __init__(self, height: int, width: int, dtype: np.dtype, out: np.ndarray | None) -> None:
+        if out is not None:
+            if out.ndim != 3 or out.shape[:2] != (height, width):
+                raise ValueError(f"out has shape {out.shape}, expected ({height}, {width}, C)")
+            dtype = out.dtype
+        self.shape, self.array = (height, width), out
+        self.dtype, self.top = dtype, _dtype_max(dtype)
+
+    def take(self, channels: int) -> np.ndarray:
+        """The canvas for a model output of ``channels`` channels.
+
+        Raises:
+            SrError: a given canvas has another channel count.
+        """
+        if self.array is None:
+            self.array = np.empty(self.shape + (channels,), self.dtype)
+        elif self.array.shape[2] != channels:
+            raise SrError(f"the model returned {channels} channels, the output canvas has {self.array.shape[2]}")
+        return self.array
+
+    def paste(self, y: np.ndarray, tile: Tile, scale: int) -> None:
+        """Write the tile's core from model output ``y`` (C, h, w) float32."""
+        out = self.array
+        dst = tile.dst(scale).clip(out.shape[0], out.shape[1])
+        if dst.height == 0 or dst.width == 0:
+            return
+        crop = tile.crop(scale)
+        ys, xs = crop.y0, crop.x0
+        part = y[:, ys:ys + dst.height, xs:xs + dst.width].transpose(1, 2, 0)
+        if out.dtype.kind == "f":
+            out[dst.slices()] = np.clip(part, 0.0, 1.0)
+        else:
+            v = np.clip(part, 0.0, 1.0) * np.float32(self.top)
+            np.rint(v, out=v)
+            out[dst.slices()] = v
 
 
 def run_tiled(
     img: np.ndarray,
     fn: ModelFn,
+    settings: TileSettings | None = None,
     *,
-    scale: int,
-    tile: int,
-    pad: int,
-    batch: int = 1,
-    pre_pad: int = 0,
-    size_multiple: int = 1,
+    out: np.ndarray | None = None,
     out_dtype: np.dtype | type | None = None,
-    fallback: ModelFn | None = None,
-    pad_to_tile: bool = False,
-    min_tile: int = MIN_TILE,
     progress: Callable[[int, int], None] | None = None,
     notify: Callable[[str], None] | None = None,
-    out: np.ndarray | None = None,
+    **options: object,
 ) -> np.ndarray:
     """Upscale ``img`` with ``fn`` tile by tile, several tiles per call.
+
+    ``run_tiled(img, fn, TileSettings(scale=4, tile=256, pad=10))`` and the keyword form
+    ``run_tiled(img, fn, scale=4, tile=256, pad=10)`` are the same call.
 
     Args:
         img: ``(H, W, C)`` uint8 (0..255), uint16 (0..65535) or float32 in [0, 1]; channels in the order
             ``fn`` expects (pass ``img[..., ::-1]`` for a BGR image and an RGB model: views are fine).
-        fn: float32 ``(N, C, h, w)`` in [0, 1] -> ``(N, C_out, h*scale, w*scale)`` (not necessarily clamped).
-        scale: the model's scale factor.
-        tile: core size in input pixels; ``0`` runs the whole (padded) image at once.
-        pad: context around each core (upstream ``tile_pad``).
-        batch: tiles per ``fn`` call.
-        pre_pad: reflect padding added at the bottom/right before tiling and cropped afterwards.
-        size_multiple: the model's input size multiple (mod-padding for pixel-unshuffle models).
-        out_dtype: canvas dtype (default: ``img.dtype``); integer canvases get ``round(clip(y) * max)``.
-        fallback: an fp32 ``fn`` used to redo tiles whose output holds NaN/Inf (fp16 overflow); without one
-            such output is an error.
-        pad_to_tile: edge-pad windows to ``tile + 2*pad`` when the image is smaller (a static engine);
-            exactness at the padded border is then not guaranteed.
-        min_tile: floor of the out-of-memory retry (the tile is halved, after the batch, down to this).
-        progress: ``progress(done_tiles, total_tiles)`` after each call.
-        notify: where one-time messages go (fp32 redo, smaller tile); default the ``sr_runtime`` logger.
+        fn: float32 ``(N, C, h, w)`` in [0, 1] -> ``(N, C_out, h*scale, w*scale)`` (not necessarily clamped);
+            wrap it with :func:`with_fp32_redo` to redo non-finite reduced-precision tiles.
+        settings: scale, tile, pad, batch, padding and window kind (:class:`TileSettings`).
         out: a preallocated ``(H*scale, W*scale, C_out)`` canvas to write into (may be a strided view, e.g.
             the BGR channels of a BGRA canvas in reverse order); its dtype wins over ``out_dtype``.
+        out_dtype: canvas dtype (default: ``img.dtype``); integer canvases get ``round(clip(y) * max)``.
+        progress: ``progress(done_tiles, total_tiles)`` after each call.
+        notify: where one-time messages go (smaller tile after out-of-memory); default the ``sr_runtime`` logger.
+        **options: the :class:`TileSettings` fields as keywords, instead of ``settings``.
 
     Returns:
         ``(H*scale, W*scale, C_out)`` array of ``out_dtype``.
 
     Raises:
         OutOfMemory: still out of memory at ``min_tile`` and batch 1.
-        SrError: non-finite output without a ``fallback``, or a wrong output shape from ``fn``.
+        SrError: non-finite output, or a wrong output shape from ``fn``.
         ValueError: bad arguments (not HWC, unsupported dtype).
     """
+    if settings is None:
+        settings = TileSettings(**options)  # type: ignore[arg-type]
+    elif options:
+        raise TypeError(f"run_tiled takes settings or keyword options, not both ({', '.join(options)})")
     if img.ndim != 3:
         raise ValueError(f"run_tiled takes an (H, W, C) array, got shape {img.shape}")
-    if scale < 1 or batch < 1:
-        raise ValueError(f"scale and batch must be >= 1 (got {scale}, {batch})")
     h0, w0 = img.shape[:2]
     top_in = _dtype_max(img.dtype)
-    odt = np.dtype(out_dtype) if out_dtype is not None else img.dtype
-    if out is not None:
-        if out.ndim != 3 or out.shape[:2] != (h0 * scale, w0 * scale):
-            raise ValueError(f"out has shape {out.shape}, expected ({h0 * scale}, {w0 * scale}, C)")
-        odt = out.dtype
-    top_out = _dtype_max(odt)
-    src = pad_input(img, pre_pad, size_multiple)
+    s = settings.scale
+    canvas = _Canvas(h0 * s, w0 * s, np.dtype(out_dtype) if out_dtype is not None else img.dtype, out)
+    src = pad_input(img, settings.pre_pad, settings.size_multiple)
     say = _Notify(notify)
-    cur_tile, cur_batch = tile, batch
     while True:
-        plan = plan_tiles(src.shape[0], src.shape[1], tile=cur_tile, pad=pad, size_multiple=size_multiple)
+        plan = plan_for(src.shape[0], src.shape[1], settings)
         try:
-            out = _run_plan(src, plan, fn, scale, cur_batch, top_in, odt, top_out, (h0, w0), fallback,
-                            pad_to_tile, cur_tile, pad, progress, say, out)
-            return out
+            return _run_plan(src, plan, fn, settings, canvas, top_in, progress)
         except OutOfMemory as exc:
-            if cur_batch > 1:
-                cur_batch = max(1, cur_batch // 2)
-            else:
-                base = cur_tile if cur_tile > 0 else max(src.shape[:2])
-                nxt = base // 2 // max(1, size_multiple) * max(1, size_multiple)
-                if nxt < max(min_tile, size_multiple):
-                    raise OutOfMemory(
-                        f"out of memory even at tile {base} and batch 1 ({exc.message})",
-                        "Use a smaller model, the CPU backend (--backend ort), or free memory.",
-                        exc.path,
-                    ) from None
-                cur_tile = nxt
-            say(f"out of memory: retrying with tile {cur_tile or 'whole image'} and batch {cur_batch}")
+            settings = _after_oom(settings, max(src.shape[:2]), exc)
+            say(f"out of memory: retrying with tile {settings.tile or 'whole image'} and batch {settings.batch}")
 
 
-def _run_plan(src, plan, fn, scale, batch, top_in, odt, top_out, out_hw, fallback, pad_to_tile, tile, pad,
-              progress, say, out):
-    h0, w0 = out_hw
-    window = None
-    if pad_to_tile and tile > 0:
-        full = _round_up(tile + 2 * _round_up(pad, plan.size_multiple), plan.size_multiple)
-        if plan.window != (full, full):
-            window = (max(full, plan.window[0]), max(full, plan.window[1]))
+def _after_oom(settings: TileSettings, side: int, exc: OutOfMemory) -> TileSettings:
+    """Half the batch, or at batch 1 half the tile (``side``: the padded image's longer side).
+
+    Raises:
+        OutOfMemory: the tile would fall below ``min_tile``.
+    """
+    if settings.batch > 1:
+        return replace(settings, batch=max(1, settings.batch // 2))
+    m = max(1, settings.size_multiple)
+    base = settings.tile if settings.tile > 0 else side
+    nxt = round_down(base // 2, m)
+    if nxt < max(settings.min_tile, m):
+        raise OutOfMemory(
+            f"out of memory even at tile {base} and batch 1 ({exc.message})",
+            "Use a smaller model, the CPU backend (--backend ort), or free memory.",
+            exc.path,
+        ) from None
+    return replace(settings, tile=nxt)
+
+
+def _fixed_window(plan: TilePlan, settings: TileSettings) -> tuple[int, int] | None:
+    """The window every call gets for ``windows="fixed"`` (None: the plan's own windows)."""
+    if settings.windows != "fixed" or settings.tile <= 0:
+        return None
+    full = window_side(settings.tile, settings.pad, plan.size_multiple)
+    if plan.window == (full, full):
+        return None
+    return max(full, plan.window[0]), max(full, plan.window[1])
+
+
+def _run_plan(src: np.ndarray, plan: TilePlan, fn: ModelFn, settings: TileSettings, canvas: _Canvas,
+              top_in: float, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """Run every tile of ``plan`` through ``fn`` in batches and paste the cores into the canvas."""
+    scale, batch = settings.scale, settings.batch
+    window = _fixed_window(plan, settings)
     tiles = list(plan.tiles)
     total, done = len(tiles), 0
     for i in range(0, total, batch):
@@ -360,32 +505,13 @@ def _run_plan(src, plan, fn, scale, batch, top_in, odt, top_out, out_hw, fallbac
         if y.ndim != 4 or y.shape[0] != len(group) or tuple(y.shape[2:]) != expect_hw:
             raise SrError(f"the model returned shape {tuple(y.shape)} for input {tuple(x.shape)}",
                           f"Expected (N, C, {expect_hw[0]}, {expect_hw[1]}); is the model's scale {scale}?")
-        if out is None:
-            out = np.empty((h0 * scale, w0 * scale, y.shape[1]), odt)
-        elif out.shape[2] != y.shape[1]:
-            raise SrError(f"the model returned {y.shape[1]} channels, the output canvas has {out.shape[2]}")
-        bad = ~np.isfinite(y).reshape(len(group), -1).all(axis=1)
-        if bad.any():
-            if fallback is None:
-                raise SrError("the model produced NaN/Inf values",
-                              "Run it in fp32 (--fp32); fp16 overflows in some models.")
-            say("non-finite (NaN/Inf) tile output in reduced precision: those tiles were re-run in fp32")
-            redo = fallback(x[bad])
-            if not np.all(np.isfinite(redo)):
-                raise SrError("the model produced NaN/Inf values even in fp32", "The model or input is broken.")
-            y = y.copy() if not y.flags.writeable else y
-            y[bad] = redo
+        canvas.take(y.shape[1])
+        if not np.isfinite(y).all():
+            raise SrError("the model produced NaN/Inf values",
+                          "Run it in fp32 (--fp32); fp16 overflows in some models.")
         for t, yt in zip(group, y):
-            _paste(out, yt, t, scale, top_out)
+            canvas.paste(yt, t, scale)
         done += len(group)
         if progress is not None:
             progress(done, total)
-    return out
-
-
-def tiled_shape(height: int, width: int, tile: int, pad: int, pre_pad: int = 0, size_multiple: int = 1) -> tuple[int, int]:
-    """The window shape ``(h, w)`` every tile of this image will have (for sizing engines and memory)."""
-    m = max(1, size_multiple)
-    ph, pw = _round_up(height + pre_pad, m), _round_up(width + pre_pad, m)
-    return plan_tiles(ph, pw, tile=tile, pad=pad, size_multiple=m).window
-
+    return canvas.array

@@ -43,7 +43,7 @@ def test_shipped_files_present_and_small() -> None:
 
 
 def test_metadata_complete() -> None:
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     info = read_onnx_info(SHIPPED)
     assert info.arch == "SRVGGNetCompact"
@@ -62,7 +62,7 @@ def test_metadata_names_committed_checkpoint() -> None:
     """The ONNX was exported from exactly the committed checkpoint (sha256 in its metadata)."""
     import hashlib
 
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     sha = hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()
     assert read_onnx_info(SHIPPED).source_sha256 == sha

@@ -23,7 +23,8 @@ def test_runtime_install_has_no_torch():
     core = _reqs(cfg["options"]["install_requires"])
     ort = _reqs(cfg["options.extras_require"]["ort"])
     assert not [r for r in core + ort if r.lower().startswith("torch")]
-    assert {r.split(">")[0].split("=")[0] for r in core} == {"numpy", "opencv-python-headless", "click", "tqdm"}
+    names = {r.split(">")[0].split("=")[0] for r in core}
+    assert names == {"numpy", "opencv-python-headless", "click", "tqdm", "onnx"}
 
 
 def test_ort_and_ort_gpu_are_separate_extras():

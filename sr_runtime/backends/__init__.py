@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from sr_runtime.backends.base import MODEL_SUFFIXES_TORCH, Backend
+from sr_runtime.backends.base import Backend, BackendBase
 from sr_runtime.errors import ModelFileError, SrError
+from sr_runtime.info import MODEL_SUFFIXES_TORCH, export_first_error, read_onnx_info
 
 BackendName = Literal["auto", "ort", "ort-cuda", "trt"]
 BACKENDS: tuple[str, ...] = ("auto", "ort", "ort-cuda", "trt")
@@ -14,7 +15,7 @@ BACKENDS: tuple[str, ...] = ("auto", "ort", "ort-cuda", "trt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 """Serialized TensorRT engines (each with a JSON sidecar written by sr-export)."""
 
-__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Backend", "BackendName", "open_backend"]
+__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Backend", "BackendBase", "BackendName", "open_backend"]
 
 
 def open_backend(
@@ -33,8 +34,9 @@ def open_backend(
     ``auto``: a ``.engine``/``.plan`` runs on TensorRT; an ``.onnx`` on ONNX Runtime with CUDA when the
     installed onnxruntime can use a GPU, else on the CPU. ``ort``: ONNX Runtime on the CPU. ``ort-cuda``:
     ONNX Runtime's CUDA provider (an error if it is unavailable). ``trt``: a TensorRT engine; given an
-    ``.onnx`` the engine is built on first use into a cache (see ``sr_runtime.trt_build``) for tiles of
-    ``tile`` + 2 x ``tile_pad`` pixels and up to ``batch`` tiles per call.
+    ``.onnx`` the engine is built on first use into a cache (see :mod:`sr_runtime.backends.trt.cache`) for
+    windows of :func:`~sr_runtime.tiling.window_side` ``(tile, tile_pad)`` pixels and up to ``batch`` tiles per
+    call.
 
     Args:
         path: ``.onnx`` or ``.engine``/``.plan`` file written by sr-export.
@@ -54,8 +56,6 @@ def open_backend(
     if backend not in BACKENDS:
         raise SrError(f"unknown backend '{backend}'", f"Use one of: {', '.join(BACKENDS)}.")
     if suffix in MODEL_SUFFIXES_TORCH:
-        from sr_runtime.backends.ort import export_first_error
-
         raise export_first_error(p)
     if not p.is_file():
         raise ModelFileError("model file not found", "Check the path given to --model.", p)
@@ -70,15 +70,9 @@ def open_backend(
         raise ModelFileError(f"unknown model file type '{suffix or '(none)'}'",
                              "sr-run runs .onnx models and .engine/.plan TensorRT engines from sr-export.", p)
     if backend == "trt":
-        from sr_runtime.backends.ort import read_onnx_info
-        from sr_runtime.backends.trt import TrtBackend
-        from sr_runtime.trt_build import ShapeProfile, cached_engine
+        from sr_runtime.backends.trt import TrtBackend, cached_engine, profile_for
 
-        info = read_onnx_info(p)
-        m = max(1, info.size_multiple)
-        # the tiler's window: tile rounded down and pad rounded up to the size multiple (sr_runtime.tiling)
-        t, pad = max(m, tile // m * m), -(-tile_pad // m) * m
-        profile = ShapeProfile.from_tile(t, pad, batch, info.in_channels, m)
+        profile = profile_for(read_onnx_info(p), tile, tile_pad, batch)
         engine = cached_engine(p, profile, flavor="auto", cache_dir=cache_dir)
         return TrtBackend(engine)
 

@@ -2,18 +2,28 @@
 
 A backend maps a float32 ``(N, C, h, w)`` RGB batch in [0, 1] to ``(N, C, h*scale, w*scale)``; it knows
 nothing about tiles or images. Arrays it returns are new and owned by the caller (no reused buffers).
+
+Everything :class:`~sr_runtime.api.Upscaler` asks of a backend is in :class:`Backend`: the model's
+:class:`~sr_runtime.info.ModelInfo`, what runs it, whether it computes in reduced precision (then NaN/Inf
+tiles are redone in fp32), the largest input it takes (a TensorRT profile caps tile and batch), the free
+memory ``--tile auto`` sizes against, and which window shapes it accepts (the tile plan is chosen by that
+declaration, never by backend name). :class:`BackendBase` holds the defaults and the context-manager and
+``repr`` boilerplate: a new backend (OpenVINO, ...) subclasses it, sets ``info``, ``provider`` and ``path``,
+implements ``run`` and ``close``, and overrides the properties where it differs.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from sr_runtime.info import ModelInfo
+from sr_runtime.tiling import WindowShapes
 
-MODEL_SUFFIXES_TORCH = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
-"""Checkpoint suffixes that sr-run does not run (they must be exported first)."""
+Shape = tuple[int, int, int, int]
+"""An ``(N, C, H, W)`` input shape."""
 
 _OOM_MARKERS = (
     "failed to allocate memory",
@@ -35,6 +45,32 @@ class Backend(Protocol):
     provider: str
     """What actually runs, human readable (e.g. ``CPUExecutionProvider``, ``TensorRT 10.x on NVIDIA H100``)."""
 
+    @property
+    def reduced_precision(self) -> bool:
+        """True when the backend computes below fp32 (fp16 weights or I/O, or an fp16 engine build): the
+        caller then redoes non-finite tiles with an fp32 model."""
+        ...
+
+    @property
+    def max_shape(self) -> Shape | None:
+        """The largest ``(N, C, H, W)`` one ``run`` call takes (a TensorRT profile's ``max``); None: no limit.
+
+        The caller caps batch and tile so that windows fit (see :func:`sr_runtime.tiling.max_core`).
+        """
+        ...
+
+    @property
+    def window_shapes(self) -> WindowShapes:
+        """Which window shapes ``run`` accepts: ``any`` (dynamic shapes), ``same`` (one shape per run is what
+        it is built for) or ``fixed`` (one shape only; small images are padded up). See
+        :data:`sr_runtime.tiling.WindowShapes`."""
+        ...
+
+    def free_memory(self) -> int | None:
+        """Free bytes on the device the model runs on, for ``--tile auto``; None: it runs in host RAM (the
+        caller then sizes against available RAM)."""
+        ...
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run the network.
 
@@ -55,9 +91,57 @@ class Backend(Protocol):
         """Release the session/engine; further ``run`` calls are an error."""
         ...
 
-    def __enter__(self) -> Any: ...
+    def __enter__(self) -> Backend: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class BackendBase:
+    """Defaults for :class:`Backend` plus the context-manager and ``repr`` boilerplate.
+
+    Subclasses set ``info``, ``provider`` and ``path`` and implement ``run`` and ``close``; the defaults are a
+    host-memory backend without shape limits that runs in the file's own precision and is given one window
+    shape per run (``same``, what every engine handles).
+    """
+
+    info: ModelInfo
+    provider: str
+    path: Path | None = None
+
+    @property
+    def reduced_precision(self) -> bool:
+        """The file's precision: fp16 weights or fp16 input/output."""
+        return self.info.precision == "float16" or self.info.io_dtype == "float16"
+
+    @property
+    def max_shape(self) -> Shape | None:
+        """No limit."""
+        return None
+
+    @property
+    def window_shapes(self) -> WindowShapes:
+        """``same``: one window shape per run."""
+        return "same"
+
+    def free_memory(self) -> int | None:
+        """None: the model runs in host RAM."""
+        return None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def __enter__(self) -> BackendBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f"{str(self.path)!r}, " if self.path is not None else ""
+        return f"{type(self).__name__}({where}provider={self.provider!r}, arch={self.info.arch}, x{self.info.scale})"
 
 
 def is_oom_message(text: str) -> bool:

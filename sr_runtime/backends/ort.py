@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-import mmap
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from sr_runtime.backends.base import MODEL_SUFFIXES_TORCH, check_batch, is_oom_message
+from sr_runtime.backends.base import BackendBase, check_batch, is_oom_message
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
-from sr_runtime.info import ModelInfo
+from sr_runtime.info import ModelInfo, read_onnx_info
+from sr_runtime.tiling import WindowShapes
 
 Device = Literal["cpu", "cuda", "tensorrt"]
 
@@ -27,102 +27,6 @@ _GPU_HINT = (
     "Install the GPU build with CUDA: pip uninstall onnxruntime; pip install 'sr-deploy[ort-gpu]' "
     "(never together with [ort]), or use --backend ort for the CPU."
 )
-
-
-def export_first_error(path: str | Path) -> ModelFileError:
-    """The error for a training checkpoint given where an exported model is expected."""
-    p = Path(path)
-    return ModelFileError(f"sr-run runs exported models; run 'sr-export {p.name}' first", "", p)
-
-
-# --------------------------------------------------------------------------- metadata without onnxruntime
-def _varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: memoryview | bytes) -> list[tuple[int, int, Any]]:
-    """Top-level protobuf fields as (number, wire type, value); length-delimited values are memoryviews."""
-    out: list[tuple[int, int, Any]] = []
-    pos, end = 0, len(buf)
-    while pos < end:
-        tag, pos = _varint(buf, pos)
-        num, wt = tag >> 3, tag & 7
-        if num == 0:
-            raise ValueError("field number 0")
-        if wt == 0:
-            val, pos = _varint(buf, pos)
-        elif wt == 1:
-            val, pos = None, pos + 8
-        elif wt == 5:
-            val, pos = None, pos + 4
-        elif wt == 2:
-            n, pos = _varint(buf, pos)
-            if pos + n > end:
-                raise ValueError("truncated field")
-            val, pos = buf[pos:pos + n], pos + n
-        else:
-            raise ValueError(f"unsupported wire type {wt}")
-        if pos > end:
-            raise ValueError("truncated field")
-        out.append((num, wt, val))
-    return out
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """Read ``ModelProto.metadata_props`` (field 14) with a minimal protobuf walk: no onnx, no onnxruntime.
-
-    Raises:
-        ModelFileError: missing file, a training checkpoint, or bytes that are not an ONNX model.
-    """
-    p = Path(path)
-    if p.suffix.lower() in MODEL_SUFFIXES_TORCH:
-        raise export_first_error(p)
-    if not p.is_file():
-        raise ModelFileError("model file not found", "Check the path given to --model.", p)
-    try:
-        with open(p, "rb") as fh:
-            if p.stat().st_size == 0:
-                raise ValueError("empty file")
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                try:
-                    fields = _fields(view)
-                    props: dict[str, str] = {}
-                    has_graph = False
-                    for num, wt, val in fields:
-                        if num == 7 and wt == 2:
-                            has_graph = True
-                        if num == 14 and wt == 2:
-                            kv = {n: bytes(v).decode("utf-8") for n, w, v in _fields(val) if w == 2}
-                            props[kv.get(1, "")] = kv.get(2, "")
-                    del fields, val
-                finally:
-                    view.release()
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise ModelFileError(
-            f"not a readable ONNX model ({exc})",
-            "Re-export it with sr-export; a training checkpoint must be exported first.",
-            p,
-        ) from None
-    if not has_graph:
-        raise ModelFileError("not an ONNX model (no graph)", "Re-export it with sr-export.", p)
-    return props
-
-
-def read_onnx_info(path: str | Path) -> ModelInfo:
-    """ModelInfo stored in an ONNX file by sr-export (see :func:`read_onnx_metadata`)."""
-    return ModelInfo.from_metadata_props(read_onnx_metadata(path), path)
 
 
 def _import_ort() -> Any:
@@ -142,8 +46,11 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-class OrtBackend:
-    """An ONNX model run by ONNX Runtime.
+class OrtBackend(BackendBase):
+    """An ONNX model run by ONNX Runtime (a :class:`~sr_runtime.backends.base.Backend`).
+
+    It accepts any input shape (``window_shapes`` ``any``), except through the TensorRT execution provider,
+    which builds an engine per shape (``same``).
 
     Args:
         path: the ``.onnx`` file written by sr-export (carries :class:`ModelInfo` in its metadata).
@@ -161,7 +68,8 @@ class OrtBackend:
 
     def __init__(self, path: str | Path, device: Device = "cpu", threads: int | None = None,
                  fp16: bool = False) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
+        self.device, self._fp16 = device, bool(fp16)
         if device not in _PROVIDERS:
             raise SrError(f"unknown ONNX Runtime device '{device}'", "Use cpu, cuda or tensorrt.")
         self.info: ModelInfo = read_onnx_info(self.path)
@@ -233,15 +141,16 @@ class OrtBackend:
             raise SrError(f"ONNX Runtime failed ({text[:300]})", "Re-run with --debug.", self.path) from None
         return np.asarray(y, dtype=np.float32) if y.dtype != np.float32 else y
 
+    @property
+    def reduced_precision(self) -> bool:
+        """The file's precision, or fp16 kernels asked of the TensorRT execution provider."""
+        return super().reduced_precision or (self.device == "tensorrt" and self._fp16)
+
+    @property
+    def window_shapes(self) -> WindowShapes:
+        """``any`` on the CPU and CUDA providers; ``same`` on the TensorRT provider (an engine per shape)."""
+        return "same" if self.device == "tensorrt" else "any"
+
     def close(self) -> None:
         """Release the session."""
         self._session = None
-
-    def __enter__(self) -> OrtBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"OrtBackend({str(self.path)!r}, provider={self.provider!r}, arch={self.info.arch}, x{self.info.scale})"

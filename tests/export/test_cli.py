@@ -32,7 +32,7 @@ def _no_leftovers(folder, allowed=()):
 
 
 def test_export_default_output_and_metadata(tmp_path, monkeypatch):
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
     from sr_train.checkpoint import file_sha256
 
     ckpt = _ckpt(tmp_path)
@@ -52,7 +52,7 @@ def test_export_default_output_and_metadata(tmp_path, monkeypatch):
 
 def test_fp16_trt_rtx_and_triton(tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="the [trt-rtx] extra is not installed")
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     ckpt = _ckpt(tmp_path, "RRDBNet", "rrdb.safetensors")
     r = _run([ckpt, "-o", tmp_path / "m.onnx", "--fp16", "--trt", "--trt-flavor", "rtx", "--tile", "32",
@@ -75,7 +75,7 @@ def test_fp16_trt_rtx_and_triton(tmp_path):
 
 
 def test_dni_metadata(tmp_path):
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
     from sr_train.checkpoint import file_sha256
 
     a = _ckpt(tmp_path, name="general.pth")

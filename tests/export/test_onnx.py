@@ -18,7 +18,7 @@ TOL = {
 def test_export_structure_and_metadata(case, exported):
     import onnx
 
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     model, path = exported(case)
     proto = onnx.load(str(path))

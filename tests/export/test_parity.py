@@ -38,10 +38,10 @@ BACKENDS = ["ort", pytest.param("trt", marks=pytest.mark.gpu)]
 
 
 def _engine(onnx_path, tmp_path):
-    from sr_export.trt import export_engine
-    from sr_runtime.trt_build import ShapeProfile, current_gpu, onnx_info
+    from sr_runtime.backends.trt import ShapeProfile, current_gpu, export_engine
+    from sr_runtime.info import read_onnx_info
 
-    info = onnx_info(onnx_path)
+    info = read_onnx_info(onnx_path)
     gpu = current_gpu()
     profile = ShapeProfile.from_tile(64, 0, 2, info.in_channels, info.size_multiple)
     engine = tmp_path / "m.engine"
@@ -66,7 +66,7 @@ def test_export_parity(case, precision, backend, exported, tmp_path):
 @pytest.mark.parametrize("case", registry_cases())
 def test_fp16_io_and_reference_figures(case, exported, tmp_path):
     from sr_export.fp16 import convert_fp16
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     model, path = exported(case)
     half_io = tmp_path / "io16.onnx"

@@ -18,7 +18,7 @@ def _files(folder: Path) -> list[str]:
 
 
 def test_export_with_parity_returns_what_it_wrote(tmp_path):
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     ckpt = tiny_checkpoint(tmp_path)
     (tmp_path / "out").mkdir()

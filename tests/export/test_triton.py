@@ -38,7 +38,7 @@ def test_onnx_entry_matches_the_model(exported, tmp_path, fp16):
 
     from sr_export.fp16 import convert_fp16
     from sr_export.triton import write_triton_entry
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     _, path = exported("RRDBNet-x2")
     if fp16:
@@ -70,7 +70,7 @@ def test_onnx_entry_matches_the_model(exported, tmp_path, fp16):
 
 def test_plan_entry_and_batch_cap(exported, tmp_path):
     from sr_export.triton import write_triton_entry
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     _, path = exported("SRVGGNetCompact")
     engine = tmp_path / "m.engine"
@@ -89,7 +89,7 @@ def test_plan_entry_and_batch_cap(exported, tmp_path):
 
 def test_rtx_engines_are_refused(exported, tmp_path):
     from sr_export.triton import write_triton_entry
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     _, path = exported("SRVGGNetCompact")
     engine = tmp_path / "m.engine"

@@ -10,17 +10,20 @@ import sys
 
 import pytest
 
-from sr_runtime.errors import SrError
-from sr_runtime.trt_build import (
+from sr_runtime.backends.trt import (
     ShapeOutsideProfileError,
     ShapeProfile,
     TrtMissingError,
     build_engine,
     cached_engine,
+    export_engine,
     load_flavor,
+    profile_for,
     read_sidecar,
     sidecar_path,
 )
+from sr_runtime.errors import SrError
+from sr_runtime.info import ModelInfo
 from tests.export.conftest import registry_cases
 
 rtx = pytest.importorskip("tensorrt_rtx", reason="the [trt-rtx] extra (tensorrt-rtx) is not installed")
@@ -31,9 +34,24 @@ def test_profile_from_tile():
     p = ShapeProfile.from_tile(256, 10, 4)
     assert p.min == (1, 3, 1, 1) and p.opt == p.max == (4, 3, 276, 276)
     q = ShapeProfile.from_tile(30, 1, 1, channels=1, size_multiple=4)
-    assert q.min == (1, 1, 4, 4) and q.max == (1, 1, 32, 32)  # 32 = 30 + 2 rounded up to a multiple of 4
+    # the tiler's windows (sr_runtime.tiling.window_side): tile 30 -> core 28, pad 1 -> 4 on a multiple of 4
+    assert q.min == (1, 1, 4, 4) and q.max == (1, 1, 36, 36)
     assert ShapeProfile.from_dict(p.to_dict()) == p
     assert p.key() == "1x3x1x1-4x3x276x276-4x3x276x276"
+
+
+def test_profile_covers_the_tilers_windows():
+    """sr-export's profile and sr-run's engine cache cover exactly the windows the tiler makes."""
+    from sr_runtime.tiling import core_side, plan_tiles, window_side
+
+    for m in (1, 2, 4):
+        info = ModelInfo(arch="RRDBNet", scale=4 // m, size_multiple=m)
+        for tile, pad in ((256, 10), (130, 9), (30, 1), (64, 0)):
+            p = profile_for(info, tile, pad, 2)
+            assert p.max == (2, 3, window_side(tile, pad, m), window_side(tile, pad, m))
+            size = 4 * core_side(tile, m)  # full-size cores: the largest windows a run makes
+            plan = plan_tiles(size, size, tile=tile, pad=pad, size_multiple=m)
+            assert p.contains((2, 3, *plan.window)) and plan.window == p.max[2:]
 
 
 @pytest.mark.parametrize("args, flag", [((0, 10, 4), "--tile"), ((64, -1, 4), "--tile-pad"),
@@ -67,8 +85,7 @@ def test_shape_outside_profile_is_a_clear_error():
 @pytest.mark.parametrize("precision", ["float32", "float16"])
 @pytest.mark.parametrize("case", registry_cases())
 def test_rtx_engine_builds_on_cpu(case, precision, exported, tmp_path):
-    from sr_export.trt import export_engine
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     _, path = exported(case, fp16=precision == "float16")
     info = read_onnx_info(path)
@@ -114,7 +131,7 @@ def test_build_from_a_bad_onnx(tmp_path):
 
 
 def test_cached_engine_reuses_the_build(exported, tmp_path, monkeypatch):
-    import sr_runtime.trt_build as tb
+    import sr_runtime.backends.trt.cache as tc
 
     _, path = exported("SRVGGNetCompact")
     p = ShapeProfile.from_tile(16, 2, 1)
@@ -122,7 +139,7 @@ def test_cached_engine_reuses_the_build(exported, tmp_path, monkeypatch):
     assert first.parent == tmp_path and first.name.endswith("_portable.engine")
     assert f"rtx-{rtx.__version__}" in first.name and p.key() in first.name
     calls = []
-    monkeypatch.setattr(tb, "build_engine", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(tc, "build_engine", lambda *a, **k: calls.append(a))
     assert cached_engine(path, p, flavor="rtx", cache_dir=tmp_path) == first and calls == []
     other = ShapeProfile.from_tile(24, 2, 1)  # another profile is another key
     with pytest.raises(TypeError):  # the stub returns None: proves a rebuild was attempted
@@ -143,9 +160,10 @@ def test_missing_extra_is_one_line(monkeypatch):
 
 def test_tensorrt_flavour_needs_a_gpu(exported, monkeypatch):
     """Full TensorRT autotunes on the GPU it builds on: without one the error says so and offers rtx."""
-    import sr_runtime.trt_build as tb
+    import sr_runtime.backends.trt.build as tb
+    from sr_runtime.backends.trt import TrtFlavor
 
-    fake = tb.TrtFlavor("tensorrt", rtx)  # the same API; only the flavour name differs
+    fake = TrtFlavor("tensorrt", rtx)  # the same API; only the flavour name differs
     monkeypatch.setattr(tb, "load_flavor", lambda flavor="auto": fake)
     monkeypatch.setattr(tb, "current_gpu", lambda device=0: None)
     _, path = exported("SRVGGNetCompact")
@@ -156,12 +174,12 @@ def test_tensorrt_flavour_needs_a_gpu(exported, monkeypatch):
 def test_network_flags_per_version():
     import types
 
-    import sr_runtime.trt_build as tb
+    from sr_runtime.backends.trt import TrtFlavor
 
     def fake(version, has_flag=True):
         flags = types.SimpleNamespace(STRONGLY_TYPED=1) if has_flag else types.SimpleNamespace()
-        return tb.TrtFlavor("tensorrt", types.SimpleNamespace(__version__=version, NetworkDefinitionCreationFlag=flags))
+        return TrtFlavor("tensorrt", types.SimpleNamespace(__version__=version, NetworkDefinitionCreationFlag=flags))
 
     assert fake("10.13.0").network_flags() == 1 << 1  # 10.x: strongly typed for the fp16 ONNX
     assert fake("11.1.0").network_flags() == 0  # 11.x: always strongly typed, the flag is deprecated
-    assert tb.TrtFlavor("rtx", rtx).network_flags() == 1 << int(rtx.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert TrtFlavor("rtx", rtx).network_flags() == 1 << int(rtx.NetworkDefinitionCreationFlag.STRONGLY_TYPED)

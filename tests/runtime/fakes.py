@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sr_runtime.backends.base import BackendBase
+
 
 def _unshuffle(x: np.ndarray, m: int) -> np.ndarray:
     n, c, h, w = x.shape
@@ -66,13 +68,18 @@ class FakeModel:
         return up * np.tile(self.pattern, (x.shape[2], x.shape[3]))
 
 
-class FakeBackend:
-    """A Backend over a numpy function (Backend protocol: info, provider, run, close)."""
+class FakeBackend(BackendBase):
+    """A Backend over a numpy function: ``run`` and ``close``; the rest of the protocol from BackendBase, except
+    ``max_shape`` (a TensorRT-like profile limit when given)."""
+
+    max_shape = None
 
     def __init__(self, fn=None, scale: int = 2, radius: int = 0, size_multiple: int = 1,
-                 precision: str = "float32", arch: str = "SRVGGNetCompact", hparams: dict | None = None) -> None:
+                 precision: str = "float32", arch: str = "SRVGGNetCompact", hparams: dict | None = None,
+                 max_shape: tuple[int, int, int, int] | None = None) -> None:
         from sr_runtime.info import ModelInfo
 
+        self.max_shape = max_shape
         self.fn = fn if fn is not None else nearest(scale)
         self.info = ModelInfo(arch=arch, scale=scale, receptive_radius=radius, size_multiple=size_multiple,
                               precision=precision, hparams=hparams or {"num_feat": 8})
@@ -86,12 +93,6 @@ class FakeBackend:
 
     def close(self) -> None:
         self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def nearest(scale: int):

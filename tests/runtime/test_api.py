@@ -11,8 +11,10 @@ import pytest
 
 from sr_runtime import api
 from sr_runtime.api import Upscaler
+from sr_runtime.backends.base import Backend, BackendBase
 from sr_runtime.compare import Tol, compare
 from sr_runtime.errors import ImageError, ModelFileError, SrError
+from sr_runtime.info import ModelInfo
 from tests.runtime.fakes import FakeBackend, FakeModel
 
 TOL = {("ort", "tiled-vs-whole-uint8"): Tol(max_abs=1 / 255, min_psnr=60)}
@@ -136,17 +138,63 @@ def test_auto_tile_uses_the_budget():
 
 
 def test_engine_profile_limits_tile_and_batch():
-    class Profile:
-        max = (2, 3, 64, 64)
-
-    be = FakeBackend(scale=2, size_multiple=2)
-    be.profile = Profile()
+    be = FakeBackend(scale=2, size_multiple=2, max_shape=(2, 3, 64, 64))
     msgs: list[str] = []
     up = Upscaler(be, tile=0, tile_pad=9, batch=8, notify=msgs.append)
     assert up.plan(500, 500) == (44, 2)  # 64 - 2 * 10 (pad rounded up to the size multiple)
     up.enhance(np.zeros((100, 90, 3), np.uint8))
     assert max(c[2] for c in be.calls) <= 64 and max(c[0] for c in be.calls) <= 2
     assert Upscaler(be, tile=128, tile_pad=9, notify=msgs.append).plan(500, 500)[0] == 44 and msgs
+
+
+class ThirdBackend(BackendBase):
+    """A new backend written against the protocol only (as OpenVINO's will be): run/close plus declarations."""
+
+    def __init__(self, fn, *, reduced=False, free=None, windows="same", max_shape=None):
+        self.info = ModelInfo(arch="SRVGGNetCompact", scale=2, hparams={"num_feat": 64})
+        self.provider, self.fn, self.calls = "ThirdProvider", fn, []
+        self._reduced, self._free, self._windows, self._max = reduced, free, windows, max_shape
+
+    def run(self, batch):
+        self.calls.append(batch.shape)
+        return self.fn(batch)
+
+    def close(self):
+        pass
+
+    reduced_precision = property(lambda self: self._reduced)
+    window_shapes = property(lambda self: self._windows)
+    max_shape = property(lambda self: self._max)
+
+    def free_memory(self):
+        return self._free
+
+
+def test_a_third_backend_gets_every_feature_through_the_protocol():
+    good = FakeModel(scale=2, layers=1)
+    img = np.random.default_rng(6).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    ref, _ = Upscaler(ThirdBackend(good), tile=16, tile_pad=2).enhance(img)
+    assert isinstance(ThirdBackend(good), Backend) and repr(ThirdBackend(good)).startswith("ThirdBackend(provider=")
+
+    def overflow(x):
+        y = good(x)
+        y[:, :, :1] = np.inf
+        return y
+
+    # reduced precision: non-finite tiles are redone with the fp32 model
+    msgs: list[str] = []
+    up = Upscaler(ThirdBackend(overflow, reduced=True), tile=16, tile_pad=2, fp32_model=FakeBackend(good),
+                  notify=msgs.append)
+    assert np.array_equal(up.enhance(img)[0], ref) and any("fp32" in m for m in msgs)
+    # free device memory sizes --tile auto (a tiny budget gives a small tile, a huge one the whole image)
+    assert Upscaler(ThirdBackend(good, free=1 << 40), tile="auto").plan(40, 40)[0] == 0
+    assert 0 < Upscaler(ThirdBackend(good, free=1 << 22), tile="auto", tile_pad=2).plan(400, 400)[0] < 400
+    # the shape limit caps tile and batch
+    assert Upscaler(ThirdBackend(good, max_shape=(2, 3, 24, 24)), tile=0, tile_pad=2, batch=4).plan(99, 99) == (20, 2)
+    # one fixed shape: a small image is padded up to the full window
+    fixed = ThirdBackend(good, windows="fixed")
+    out, _ = Upscaler(fixed, tile=16, tile_pad=2, pre_pad=0).enhance(img[:5, :7])
+    assert fixed.calls == [(1, 3, 20, 20)] and out.shape == (10, 14, 3)
 
 
 def test_no_default_model(monkeypatch, tmp_path):

@@ -14,9 +14,10 @@ import pytest
 
 from sr_runtime.backends import open_backend
 from sr_runtime.backends.base import Backend
-from sr_runtime.backends.ort import OrtBackend, read_onnx_metadata
+from sr_runtime.backends.ort import OrtBackend
 from sr_runtime.compare import Tol, compare
 from sr_runtime.errors import ModelFileError, OutOfMemory, SrError
+from sr_runtime.info import read_onnx_metadata
 from sr_runtime.tiling import pad_input, run_tiled
 from tests.runtime.conftest import MODEL_CASES
 
@@ -114,6 +115,29 @@ def test_corrupt_onnx(tmp_path, content):
         OrtBackend(p)
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.999, 16])
+def test_truncated_onnx_names_the_file(tmp_path, onnx_model, keep):
+    """A cut-off download is a one-line ModelFileError naming the file (the old protobuf walker let a
+    BufferError escape)."""
+    data = onnx_model("RRDBNet-x2").read_bytes()
+    p = tmp_path / "cut.onnx"
+    p.write_bytes(data[: int(len(data) * keep)] if keep < 1 else data[:keep])
+    for reader in (read_onnx_metadata, OrtBackend, open_backend):
+        with pytest.raises(ModelFileError) as err:
+            reader(p)
+        line = err.value.one_line()
+        assert line.startswith(f"{p}: ") and "\n" not in line and "sr-export" in line
+
+
+def test_ort_backend_declares_the_protocol(onnx_model):
+    with OrtBackend(onnx_model("SRVGGNetCompact")) as be:
+        assert be.window_shapes == "any" and be.max_shape is None and be.free_memory() is None
+        assert not be.reduced_precision
+        assert repr(be).startswith("OrtBackend(") and "CPUExecutionProvider" in repr(be)
+    with OrtBackend(onnx_model("SRVGGNetCompact", "float16")) as be:
+        assert be.reduced_precision
+
+
 def test_missing_file_and_unknown_suffix(tmp_path):
     with pytest.raises(ModelFileError, match="not found"):
         open_backend(tmp_path / "nope.onnx")
@@ -187,24 +211,15 @@ def fake_trt(monkeypatch):
         def __init__(self, path, device=0):
             calls["engine"] = Path(path)
 
-    mod = types.ModuleType("sr_runtime.backends.trt")
-    mod.TrtBackend = FakeTrt
-    monkeypatch.setitem(sys.modules, "sr_runtime.backends.trt", mod)
-
-    build = types.ModuleType("sr_runtime.trt_build")
-
-    class ShapeProfile:
-        @classmethod
-        def from_tile(cls, tile, pad, max_batch, channels, size_multiple):
-            calls["profile"] = (tile, pad, max_batch, channels, size_multiple)
-            return "profile"
+    from sr_runtime.backends.trt import profile_for
 
     def cached_engine(onnx_path, profile, *, flavor="auto", cache_dir=None):
         calls["built"] = (Path(onnx_path), profile, flavor)
         return Path("/cache/x.engine")
 
-    build.ShapeProfile, build.cached_engine = ShapeProfile, cached_engine
-    monkeypatch.setitem(sys.modules, "sr_runtime.trt_build", build)
+    mod = types.ModuleType("sr_runtime.backends.trt")
+    mod.TrtBackend, mod.cached_engine, mod.profile_for = FakeTrt, cached_engine, profile_for
+    monkeypatch.setitem(sys.modules, "sr_runtime.backends.trt", mod)
     return calls
 
 
@@ -219,10 +234,10 @@ def test_engine_suffix_dispatches_to_trt(tmp_path, fake_trt):
 
 def test_trt_with_onnx_builds_a_cached_engine(onnx_model, fake_trt):
     open_backend(onnx_model("RRDBNet-x2"), "trt", tile=128, tile_pad=12, batch=4)
-    assert fake_trt["profile"] == (128, 12, 4, 3, 2)
+    assert fake_trt["built"][1].max == (4, 3, 152, 152)
     open_backend(onnx_model("RRDBNet-x1"), "trt", tile=130, tile_pad=10, batch=2)
-    assert fake_trt["profile"] == (128, 12, 2, 3, 4)  # rounded as the tiler rounds
-    assert fake_trt["built"][1:] == ("profile", "auto")
+    profile = fake_trt["built"][1]  # rounded as the tiler rounds: core 128, pad 12
+    assert profile.min == (1, 3, 4, 4) and profile.max == (2, 3, 152, 152) and fake_trt["built"][2] == "auto"
     assert fake_trt["engine"] == Path("/cache/x.engine")
 
 

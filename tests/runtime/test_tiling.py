@@ -6,7 +6,18 @@ import numpy as np
 import pytest
 
 from sr_runtime.errors import OutOfMemory, SrError
-from sr_runtime.tiling import pad_input, plan_tiles, run_tiled
+from sr_runtime.tiling import (
+    TileSettings,
+    core_side,
+    max_core,
+    pad_input,
+    pad_side,
+    plan_for,
+    plan_tiles,
+    run_tiled,
+    window_side,
+    with_fp32_redo,
+)
 from tests.runtime.fakes import FakeModel
 
 
@@ -127,8 +138,12 @@ def test_batches_have_one_shape_and_pad_to_tile():
     assert [c[0] for c in model.calls] == [4, 4, 4, 3]  # 5 x 3 tiles
     model.calls.clear()
     small = np.zeros((5, 6, 3), np.uint8)
-    out = run_tiled(small, model, scale=2, tile=8, pad=4, pad_to_tile=True)
+    out = run_tiled(small, model, scale=2, tile=8, pad=4, windows="fixed")
     assert model.calls == [(1, 3, 16, 16)] and out.shape == (10, 12, 3)
+    model.calls.clear()  # "any" and "same" get the same-shape plan (clipped windows for "any": issue 12)
+    for kind in ("any", "same"):
+        run_tiled(small, model, TileSettings(scale=2, tile=8, pad=4, windows=kind))
+    assert model.calls == [(1, 3, 5, 6)] * 2
 
 
 def test_non_finite_tiles_rerun_in_fp32():
@@ -142,12 +157,14 @@ def test_non_finite_tiles_rerun_in_fp32():
     img = np.zeros((16, 16, 3), np.uint8)
     img[8:] = 250
     msgs: list[str] = []
-    out = run_tiled(img, half, scale=2, tile=8, pad=2, batch=2, fallback=good, notify=msgs.append)
+    out = run_tiled(img, with_fp32_redo(half, good, msgs.append), scale=2, tile=8, pad=2, batch=2)
     ref = run_tiled(img, good, scale=2, tile=8, pad=2)
     assert np.array_equal(out, ref)
     assert len(msgs) == 1 and "fp32" in msgs[0]
     with pytest.raises(SrError, match="NaN"):
         run_tiled(img, half, scale=2, tile=8, pad=2)
+    with pytest.raises(SrError, match="even in fp32"):
+        run_tiled(img, with_fp32_redo(half, half), scale=2, tile=8, pad=2)
 
 
 def test_out_of_memory_halves_batch_then_tile():
@@ -174,3 +191,36 @@ def test_out_of_memory_halves_batch_then_tile():
 def test_bad_model_output_shape():
     with pytest.raises(SrError, match="scale"):
         run_tiled(np.zeros((4, 4, 3), np.uint8), lambda x: x, scale=2, tile=0, pad=0)
+
+
+def test_window_arithmetic_has_one_home():
+    """core = tile rounded down (at least one multiple), pad rounded up, window = core + 2 pad; max_core inverts it."""
+    assert (core_side(256, 1), pad_side(10, 1), window_side(256, 10)) == (256, 10, 276)
+    assert (core_side(130, 4), pad_side(10, 4), window_side(130, 10, 4)) == (128, 12, 152)
+    assert core_side(3, 4) == 4 and window_side(3, 0, 4) == 4
+    for m in (1, 2, 4):
+        for tile in range(m, 80, 3):
+            for pad in range(0, 13):
+                assert max_core(window_side(tile, pad, m), pad, m) == core_side(tile, m)
+                # a plan's windows never exceed window_side, and reach it on a large image
+                plan = plan_tiles(160 * m, 160 * m, tile=tile, pad=pad, size_multiple=m)
+                assert max(plan.window) <= window_side(tile, pad, m)
+    assert max_core(20, 10, 1) == 0  # no room beside the pad: the caller decides
+
+
+def test_settings_object_and_keyword_form_agree():
+    model = FakeModel(scale=2, layers=1)
+    img = np.random.default_rng(5).integers(0, 256, (21, 17, 3), dtype=np.uint8)
+    settings = TileSettings(scale=2, tile=8, pad=2, batch=3, pre_pad=1)
+    a = run_tiled(img, model, settings)
+    b = run_tiled(img, model, scale=2, tile=8, pad=2, batch=3, pre_pad=1)
+    assert np.array_equal(a, b)
+    assert plan_for(22, 18, settings) == plan_tiles(22, 18, tile=8, pad=2)
+    with pytest.raises(TypeError, match="not both"):
+        run_tiled(img, model, settings, tile=4)
+    with pytest.raises(ValueError, match="batch"):
+        TileSettings(scale=2, batch=0)
+    with pytest.raises(ValueError, match="windows"):
+        TileSettings(scale=2, windows="clipped")  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        settings.tile = 4  # type: ignore[misc]  # frozen

@@ -13,9 +13,15 @@ import sys
 import numpy as np
 import pytest
 
+from sr_runtime.backends.trt import (
+    GpuInfo,
+    ShapeOutsideProfileError,
+    ShapeProfile,
+    export_engine,
+    sidecar_path,
+)
 from sr_runtime.compare import Tol, compare
 from sr_runtime.errors import EngineMismatchError, MissingExtraError, ModelFileError, SrError
-from sr_runtime.trt_build import GpuInfo, ShapeOutsideProfileError, ShapeProfile, sidecar_path
 
 TOL = {
     # NOT measured: this task had no GPU. TF32 (fp32 engines) and fp16 both keep a 10-bit mantissa; the bound
@@ -43,7 +49,6 @@ def _export(tmp_path, case="SRVGGNetCompact", fp16=False):
 def rtx_engine(tmp_path):
     """A real TensorRT-RTX engine built on the CPU (portable targets) and its sidecar."""
     pytest.importorskip("tensorrt_rtx", reason="the [trt-rtx] extra is not installed")
-    from sr_export.trt import export_engine
 
     _, onnx_path = _export(tmp_path)
     engine = tmp_path / "m.engine"
@@ -61,7 +66,7 @@ def _no_deserialize(monkeypatch):
 
 
 def _fake_gpu(monkeypatch, cc="8.6"):
-    import sr_runtime.backends.trt as bt
+    import sr_runtime.backends.trt.runner as bt
 
     monkeypatch.setattr(bt, "current_gpu", lambda device=0: GpuInfo("NVIDIA GeForce RTX 3090", cc, 24 << 30))
 
@@ -106,8 +111,8 @@ def test_flavour_mismatch_is_refused(rtx_engine, monkeypatch):
     side = json.loads(sidecar_path(rtx_engine).read_text())
     side["flavor"] = "tensorrt"
     sidecar_path(rtx_engine).write_text(json.dumps(side))
-    import sr_runtime.backends.trt as bt
-    from sr_runtime.trt_build import TrtFlavor
+    import sr_runtime.backends.trt.runner as bt
+    from sr_runtime.backends.trt import TrtFlavor
 
     monkeypatch.setattr(bt, "load_flavor", lambda name: TrtFlavor("rtx", sys.modules["tensorrt_rtx"]))
     _fake_gpu(monkeypatch)
@@ -117,7 +122,7 @@ def test_flavour_mismatch_is_refused(rtx_engine, monkeypatch):
 
 
 def test_no_gpu_is_a_clear_error(rtx_engine, monkeypatch):
-    import sr_runtime.backends.trt as bt
+    import sr_runtime.backends.trt.runner as bt
     from sr_runtime.backends.trt import TrtBackend
 
     monkeypatch.setattr(bt, "current_gpu", lambda device=0: None)
@@ -151,11 +156,10 @@ def test_engine_matches_torch(case, precision, tmp_path):
     import torch
 
     from sr_export.parity import parity_image, random_input
-    from sr_export.trt import export_engine
     from sr_runtime.backends.trt import TrtBackend
 
     model, onnx_path = _export(tmp_path, case, fp16=precision == "float16")
-    from sr_runtime.backends.ort import read_onnx_info
+    from sr_runtime.info import read_onnx_info
 
     info = read_onnx_info(onnx_path)
     m = info.size_multiple
@@ -181,7 +185,6 @@ def test_engine_matches_torch(case, precision, tmp_path):
 @pytest.mark.gpu
 def test_rtx_runtime_cache_is_saved(tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="the [trt-rtx] extra is not installed")
-    from sr_export.trt import export_engine
     from sr_runtime.backends.trt import TrtBackend
 
     _, onnx_path = _export(tmp_path)

@@ -1,10 +1,11 @@
 """TensorRT / TensorRT-RTX backend: a serialized engine plus its JSON sidecar, run with name-based I/O.
 
 Before the engine is deserialised, its sidecar is checked against what is running: TensorRT flavour and exact
-version, and the GPU's compute capability against the engine's targets. A mismatch is an
+version, and the GPU's compute capability against the engine's targets
+(:func:`~sr_runtime.backends.trt.sidecar.check_compatible`). A mismatch is an
 :class:`~sr_runtime.errors.EngineMismatchError` telling the user to rebuild with sr-export, never a crash
-inside TensorRT. Device memory and the stream come from cuda-python (``cuda.bindings``), or pycuda when
-cuda-python is missing; host buffers are pinned and sized once for the profile's largest shapes.
+inside TensorRT. Device memory and the stream come from :class:`~sr_runtime.backends.trt.cuda.Cuda`; host
+buffers are pinned and sized once for the profile's largest shapes.
 
 TensorRT-RTX compiles kernels for the GPU at first run (JIT); they are kept in a runtime cache file next to
 the engine (``<engine>.sm<cc>.rtcache``), loaded on open and saved on close.
@@ -12,149 +13,22 @@ the engine (``<engine>.sm<cc>.rtcache``), loaded on open and saved on close.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from sr_runtime.backends.base import check_batch, is_oom_message
+from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message
+from sr_runtime.backends.trt.cuda import Cuda, current_gpu
+from sr_runtime.backends.trt.flavor import TrtFlavor, TrtMissingError, load_flavor
+from sr_runtime.backends.trt.profile import ShapeProfile
+from sr_runtime.backends.trt.sidecar import REBUILD, check_compatible, read_sidecar
 from sr_runtime.errors import EngineMismatchError, MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo
-from sr_runtime.trt_build import (
-    GpuInfo,
-    ShapeProfile,
-    TrtFlavor,
-    TrtMissingError,
-    current_gpu,
-    load_flavor,
-    read_sidecar,
-)
-
-REBUILD = "Rebuild it for this machine with sr-export --trt (or let sr-run build one from the .onnx)."
-
-
-# --------------------------------------------------------------------------------------------- CUDA
-class _Cuda:
-    """The few CUDA calls the backend needs, over cuda-python (``cuda.bindings``) or pycuda."""
-
-    def __init__(self, device: int) -> None:
-        self.kind: Literal["cuda-python", "pycuda"]
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            cudart = None
-        if cudart is not None:
-            self.kind, self.rt = "cuda-python", cudart
-            self._check(cudart.cudaSetDevice(device), "cudaSetDevice")
-            self.stream = self._check(cudart.cudaStreamCreate(), "cudaStreamCreate")
-            return
-        try:
-            import pycuda.driver as drv
-        except ImportError:
-            raise MissingExtraError("cuda-python", "trt", "running TensorRT engines") from None
-        self.kind, self.drv = "pycuda", drv
-        drv.init()
-        self._ctx = drv.Device(device).retain_primary_context()
-        self._ctx.push()
-        self.stream = drv.Stream()
-        self._keep: dict[int, Any] = {}
-
-    def _check(self, ret: Any, what: str) -> Any:
-        err = ret[0] if isinstance(ret, tuple) else ret
-        if int(err) != 0:
-            name = getattr(err, "name", str(err))
-            if int(err) == int(self.rt.cudaError_t.cudaErrorMemoryAllocation):
-                raise OutOfMemory(f"CUDA out of memory in {what}", "Use a smaller --tile or --batch.")
-            raise SrError(f"CUDA error {name} in {what}", "Check the NVIDIA driver (nvidia-smi).")
-        return ret[1] if isinstance(ret, tuple) and len(ret) > 1 else None
-
-    @property
-    def stream_handle(self) -> int:
-        return int(self.stream) if self.kind == "cuda-python" else int(self.stream.handle)
-
-    def malloc(self, nbytes: int) -> int:
-        if self.kind == "cuda-python":
-            return int(self._check(self.rt.cudaMalloc(nbytes), "cudaMalloc"))
-        try:
-            buf = self.drv.mem_alloc(nbytes)
-        except self.drv.MemoryError:
-            raise OutOfMemory("CUDA out of memory allocating buffers", "Use a smaller --tile or --batch.") from None
-        self._keep[int(buf)] = buf
-        return int(buf)
-
-    def malloc_host(self, nbytes: int) -> tuple[int, np.ndarray]:
-        """Pinned host memory as (address, uint8 array view)."""
-        if self.kind == "cuda-python":
-            ptr = int(self._check(self.rt.cudaMallocHost(nbytes), "cudaMallocHost"))
-            arr = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(ptr))
-            return ptr, arr
-        arr = self.drv.pagelocked_empty(nbytes, np.uint8)
-        ptr = int(arr.ctypes.data)
-        self._keep[ptr] = arr
-        return ptr, arr
-
-    def htod(self, dst: int, src: int, nbytes: int) -> None:
-        if self.kind == "cuda-python":
-            kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-            self._check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, self.stream), "cudaMemcpyAsync")
-        else:
-            self.drv.memcpy_htod_async(dst, self._keep[src][:nbytes], self.stream)
-
-    def dtoh(self, dst: int, src: int, nbytes: int) -> None:
-        if self.kind == "cuda-python":
-            kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-            self._check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, self.stream), "cudaMemcpyAsync")
-        else:
-            self.drv.memcpy_dtoh_async(self._keep[dst][:nbytes], src, self.stream)
-
-    def sync(self) -> None:
-        if self.kind == "cuda-python":
-            self._check(self.rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-        else:
-            self.stream.synchronize()
-
-    def free(self, ptr: int, host: bool = False) -> None:
-        if self.kind == "cuda-python":
-            (self.rt.cudaFreeHost if host else self.rt.cudaFree)(ptr)
-        else:
-            buf = self._keep.pop(ptr, None)
-            if buf is not None and not host:
-                buf.free()
-
-    def close(self) -> None:
-        if self.kind == "cuda-python":
-            self.rt.cudaStreamDestroy(self.stream)
-        else:
-            self._ctx.pop()
-
-
-# --------------------------------------------------------------------------------------------- checks
-def check_compatible(sidecar: dict[str, Any], fl: TrtFlavor, gpu: GpuInfo | None, source: str | Path) -> GpuInfo:
-    """Refuse an engine built for another TensorRT flavour/version or GPU, before TensorRT sees it.
-
-    Returns:
-        The GPU, known to match.
-
-    Raises:
-        EngineMismatchError: flavour, version or compute capability differ (the fix: rebuild with sr-export).
-        SrError: no CUDA device.
-    """
-    built_label = f"{'TensorRT-RTX' if sidecar['flavor'] == 'rtx' else 'TensorRT'} {sidecar['trt_version']}"
-    if sidecar["flavor"] != fl.name or str(sidecar["trt_version"]) != fl.version:
-        raise EngineMismatchError(f"the engine was built with {built_label}, this is {fl.label}", REBUILD, source)
-    if gpu is None:
-        raise SrError("no CUDA device found to run the TensorRT engine",
-                      "TensorRT needs an NVIDIA GPU; run the .onnx with --backend ort instead.", source)
-    targets = [str(c) for c in sidecar["built_for"].get("compute_capabilities", [])]
-    if gpu.compute_capability not in targets:
-        raise EngineMismatchError(
-            f"the engine was built for compute capability {', '.join(targets) or '?'}; "
-            f"this GPU ({gpu.name}) is {gpu.compute_capability}", REBUILD, source)
-    return gpu
+from sr_runtime.tiling import WindowShapes
 
 
 def _load_module(flavor: str) -> TrtFlavor:
@@ -167,8 +41,11 @@ def _load_module(flavor: str) -> TrtFlavor:
 
 
 # --------------------------------------------------------------------------------------------- backend
-class TrtBackend:
+class TrtBackend(BackendBase):
     """A TensorRT or TensorRT-RTX engine written by sr-export (``.engine`` + ``.engine.json``).
+
+    A :class:`~sr_runtime.backends.base.Backend` whose largest input is its profile's ``max``, that is given one
+    window shape per run (``same``: the engine is tuned for full windows) and reports free GPU memory.
 
     Args:
         path: the engine file.
@@ -184,7 +61,7 @@ class TrtBackend:
     """
 
     def __init__(self, path: str | Path, device: int = 0, runtime_cache: str | Path | None = "auto") -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         self._closed = True
         if not self.path.is_file():
             raise ModelFileError("engine file not found", "Check the path.", self.path)
@@ -196,7 +73,7 @@ class TrtBackend:
         self.provider: str = f"{self._fl.label} on {gpu.name} (sm {gpu.compute_capability})"
         trt = self._fl.trt
         self._lock = threading.Lock()
-        self._cuda = _Cuda(device)
+        self._cuda: Cuda | None = Cuda(device)
         self._bufs: list[tuple[int, bool]] = []
         self._closed = False
         try:
@@ -318,6 +195,26 @@ class TrtBackend:
             y = self._h_out_arr[:out_bytes].view(self._out_dtype).reshape(out_shape)
             return y.astype(np.float32, copy=True)  # a new, caller-owned array
 
+    # ------------------------------------------------------------------ protocol
+    @property
+    def max_shape(self) -> Shape:
+        """The profile's largest ``(N, C, H, W)``."""
+        return self.profile.max
+
+    @property
+    def window_shapes(self) -> WindowShapes:
+        """``same``: the engine is tuned for one full window shape (``opt == max``)."""
+        return "same"
+
+    def free_memory(self) -> int | None:
+        """Free bytes on the engine's GPU (``cudaMemGetInfo``); None when closed or the query fails."""
+        if self._cuda is None or self._closed:
+            return None
+        try:
+            return self._cuda.mem_get_info()[0]
+        except SrError:
+            return None
+
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
         """Save the runtime cache (TensorRT-RTX), free buffers, stream, context and engine. Idempotent."""
@@ -348,17 +245,8 @@ class TrtBackend:
             cuda.close()
             self._cuda = None
 
-    def __enter__(self) -> TrtBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # noqa: BLE001 - never raise from a finaliser
             pass
-
-    def __repr__(self) -> str:
-        return f"TrtBackend({str(self.path)!r}, provider={self.provider!r}, arch={self.info.arch}, x{self.info.scale})"
