@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from sr_runtime.errors import OutOfMemory, SrError
 from sr_runtime.info import ModelInfo
 from sr_runtime.tiling import WindowShapes
 
@@ -150,14 +151,32 @@ def is_oom_message(text: str) -> bool:
     return any(m in low for m in _OOM_MARKERS)
 
 
+def run_error(exc: BaseException, engine: str, shape: tuple[int, ...], source: str | Path | None) -> SrError:
+    """The one-line error for an exception from an engine's inference call.
+
+    Args:
+        exc: what the engine (or its bindings) raised.
+        engine: the engine's name for the message (``ONNX Runtime``, ``TensorRT``).
+        shape: the batch's shape.
+        source: the model file.
+
+    Returns:
+        :class:`~sr_runtime.errors.OutOfMemory` for a ``MemoryError`` or an allocation-failure message (the
+        tiler then halves batch and tile), else an :class:`~sr_runtime.errors.SrError` quoting the message.
+    """
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError) or is_oom_message(text):
+        return OutOfMemory(f"out of memory running a {'x'.join(map(str, shape))} batch",
+                           "Use a smaller --tile or --batch.", source)
+    return SrError(f"{engine} failed ({text[:300]})", "Re-run with --debug.", source)
+
+
 def check_batch(batch: np.ndarray, info: ModelInfo, source: str | None = None) -> np.ndarray:
     """Validate a batch against the model's metadata and return it as C-contiguous float32.
 
     Raises:
         SrError: wrong rank, channel count or a size that is not a multiple of ``info.size_multiple``.
     """
-    from sr_runtime.errors import SrError
-
     if batch.ndim != 4:
         raise SrError(f"expected an (N, C, H, W) batch, got shape {batch.shape}", "", source)
     n, c, h, w = batch.shape

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sr_runtime.backends.base import BackendBase, check_batch, is_oom_message
+from sr_runtime.backends.base import BackendBase, check_batch, is_oom_message, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, read_onnx_info
 from sr_runtime.tiling import WindowShapes
@@ -130,15 +130,8 @@ class OrtBackend(BackendBase):
             # InferenceSession.run is thread-safe, but one run at a time keeps peak memory at one batch.
             with self._lock:
                 (y,) = self._session.run([self._out], {self._in: x})
-        except MemoryError:
-            raise OutOfMemory(f"out of memory running a {'x'.join(map(str, x.shape))} batch",
-                              "Use a smaller --tile or --batch.", self.path) from None
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind classes
-            text = " ".join(str(exc).split())
-            if is_oom_message(text):
-                raise OutOfMemory(f"out of memory running a {'x'.join(map(str, x.shape))} batch",
-                                  "Use a smaller --tile or --batch.", self.path) from None
-            raise SrError(f"ONNX Runtime failed ({text[:300]})", "Re-run with --debug.", self.path) from None
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind classes (and MemoryError)
+            raise run_error(exc, "ONNX Runtime", x.shape, self.path) from None
         return np.asarray(y, dtype=np.float32) if y.dtype != np.float32 else y
 
     @property

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message
+from sr_runtime.backends.base import BackendBase, Shape, check_batch, run_error
 from sr_runtime.backends.trt.cuda import Cuda, current_gpu
 from sr_runtime.backends.trt.flavor import TrtFlavor, TrtMissingError, load_flavor
 from sr_runtime.backends.trt.profile import ShapeProfile
@@ -187,11 +187,7 @@ class TrtBackend(BackendBase):
             except SrError:
                 raise
             except Exception as exc:  # noqa: BLE001 - binding errors carry the CUDA message
-                text = " ".join(str(exc).split())
-                if is_oom_message(text):
-                    raise OutOfMemory(f"out of memory running a {'x'.join(map(str, x.shape))} batch",
-                                      "Use a smaller --tile or --batch.", self.path) from None
-                raise SrError(f"TensorRT failed ({text[:300]})", "Re-run with --debug.", self.path) from None
+                raise run_error(exc, "TensorRT", x.shape, self.path) from None
             y = self._h_out_arr[:out_bytes].view(self._out_dtype).reshape(out_shape)
             return y.astype(np.float32, copy=True)  # a new, caller-owned array
 
