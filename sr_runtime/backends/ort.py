@@ -13,7 +13,7 @@ import numpy as np
 
 from sr_runtime.backends.base import BackendBase, check_batch, is_oom_message, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
-from sr_runtime.info import ModelInfo, read_onnx_info
+from sr_runtime.info import ModelInfo, check_model_path
 from sr_runtime.tiling import WindowShapes
 
 Device = Literal["cpu", "cuda", "tensorrt"]
@@ -72,7 +72,7 @@ class OrtBackend(BackendBase):
         self.device, self._fp16 = device, bool(fp16)
         if device not in _PROVIDERS:
             raise SrError(f"unknown ONNX Runtime device '{device}'", "Use cpu, cuda or tensorrt.")
-        self.info: ModelInfo = read_onnx_info(self.path)
+        check_model_path(self.path)
         ort = _import_ort()
         wanted = _PROVIDERS[device]
         avail = ort.get_available_providers()
@@ -104,6 +104,9 @@ class OrtBackend(BackendBase):
                 f"asked for {wanted[0]} but ONNX Runtime runs {', '.join(got) or 'nothing'}",
                 _GPU_HINT, self.path)
         self.provider: str = got[0]
+        # the metadata ORT has just parsed: no second read of the file (and no onnx import) per model
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.info: ModelInfo = ModelInfo.from_metadata_props(dict(props), self.path)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         names_in = [i.name for i in inputs]
         names_out = [o.name for o in outputs]
