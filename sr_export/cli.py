@@ -6,6 +6,10 @@ progress lines and the files written, and turns errors into one line and an exit
 
 from __future__ import annotations
 
+from sr_runtime import signals  # first: Ctrl-C/SIGTERM are handled from here on, also while the rest loads
+
+signals.install_at_start(__name__, "sr-export")
+
 import time
 from pathlib import Path
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sr_export.errors import ParityError
+from sr_runtime import signals
 from sr_runtime.errors import ModelFileError, SrError
+from sr_runtime.fileio import clean_stale, temp_folder
 
 if TYPE_CHECKING:
     from sr_runtime.compare import ParityReport
@@ -43,6 +43,8 @@ Say = Callable[[str], None]
 """Receives one progress line at a time (``click.echo`` in the CLI; a logger by default)."""
 
 LOG = logging.getLogger("sr_export")
+STAGING_PREFIX = ".sr-export-"
+"""The hidden staging folder beside the output (locked while in use; a killed export's is removed by the next)."""
 
 
 @dataclass(frozen=True)
@@ -390,12 +392,12 @@ def export(model: str | Path, options: ExportOptions | None = None, *, say: Say 
     say(f"loading {target.model}" + (f" + {dni} (DNI weight {weight:g})" if dni else ""))
     loaded = load_model(target.model, None if dni is None else str(dni), options.dni_weight)
     say(f"  {loaded.spec.id} x{loaded.spec.scale(loaded.hparams)} {loaded.hparams}")
-    tmpdir = Path(tempfile.mkdtemp(prefix=".sr-export-", dir=target.onnx.parent))
-    try:
+    for stale in clean_stale(target.onnx.parent, folder_prefixes=(STAGING_PREFIX,)):
+        say(f"removed {stale.name}, left by an export that was killed")
+    with temp_folder(target.onnx.parent, STAGING_PREFIX) as tmpdir:
         stages = _Stages(options, target, loaded, tmpdir, say)
         artifact, info = stages.onnx()
         reports = stages.check(artifact, target.onnx.name)
         engine = stages.engine(artifact, info) if target.flavor is not None else None
-        return stages.place(artifact, info, reports, engine)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        with signals.deferred():  # the files move into place together, or not at all
+            return stages.place(artifact, info, reports, engine)

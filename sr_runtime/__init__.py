@@ -7,14 +7,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from sr_runtime.errors import (  # noqa: E402
-    EngineMismatchError,
-    MissingExtraError,
-    ModelFileError,
-    SrError,
-)
-from sr_runtime.info import ModelInfo  # noqa: E402
-
 __all__ = [
     "__version__",
     "EngineMismatchError",
@@ -27,13 +19,16 @@ __all__ = [
     "upscale",
 ]
 
-_LAZY = {"Upscaler", "open_model", "upscale"}
-"""Names from sr_runtime.api, imported on first access (it pulls in OpenCV)."""
+_LAZY = {"Upscaler": "sr_runtime.api", "open_model": "sr_runtime.api", "upscale": "sr_runtime.api",
+         "ModelInfo": "sr_runtime.info", "SrError": "sr_runtime.errors", "ModelFileError": "sr_runtime.errors",
+         "MissingExtraError": "sr_runtime.errors", "EngineMismatchError": "sr_runtime.errors"}
+"""Public name -> its module, imported on first access: OpenCV for the API; ``import sr_runtime`` (which every
+CLI runs before it can install its signal handlers) stays a few stdlib imports."""
 
 
 def __getattr__(name: str):  # PEP 562: keep `import sr_runtime` light
     if name in _LAZY:
-        from sr_runtime import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sr_runtime' has no attribute {name!r}")

@@ -11,10 +11,10 @@ import dataclasses
 import glob
 import os
 import queue
-import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from sr_runtime import signals
 from sr_runtime.errors import SrError
 from sr_runtime.image import IMAGE_SUFFIXES, LoadedImage, read_image, write_image
 
@@ -70,7 +71,8 @@ class BatchResult:
 
 # --------------------------------------------------------------------------- planning
 def collect_inputs(inp: str | Path) -> list[Path]:
-    """Image files named by ``inp``: a file, a folder (its images, sorted, not recursive) or a glob.
+    """Image files named by ``inp``: a file, a folder (its entries with an image suffix, sorted, not recursive) or
+    a glob. Entries that are not regular files are kept: reading them fails with a line saying what they are.
 
     Raises:
         SrError: nothing matches.
@@ -79,16 +81,43 @@ def collect_inputs(inp: str | Path) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        # every entry named like an image, also a folder "x.png" or a broken link: each is reported and counted
+        # as failed by the reader rather than skipped in silence
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SrError("no images in the folder", f"sr-run reads {', '.join(IMAGE_SUFFIXES)} files.", p)
         return files
     if glob.has_magic(str(inp)):
-        files = sorted(Path(f) for f in glob.glob(str(inp), recursive=True) if Path(f).is_file())
+        files = sorted(Path(f) for f in glob.glob(str(inp), recursive=True)
+                       if Path(f).is_file() or Path(f).suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SrError("the pattern matches no files", "Check the pattern (quote it for the shell).", inp)
         return files
     raise SrError("input not found", "Give an image file, a folder or a glob pattern.", p)
+
+
+def _real(p: Path) -> str:
+    """The canonical path (``os.path.realpath`` does not raise on a symlink loop, ``Path.resolve`` does)."""
+    return os.path.realpath(p)
+
+
+def check_outputs(jobs: list[Job]) -> None:
+    """Refuse outputs that cannot be written before any model is loaded: a folder part of OUT that is a file,
+    or a folder that is not writable (a read-only mount, missing permissions).
+
+    Raises:
+        SrError: naming the folder and the fix.
+    """
+    for folder in sorted({job.dst.parent for job in jobs}):
+        existing = next((q for q in (folder, *folder.parents) if q.exists()), None)
+        if existing is None:
+            continue
+        if not existing.is_dir():
+            raise SrError(f"{existing} is a file, not a folder",
+                          "Give OUT as a folder (or a file name for a single input).", folder)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise SrError("the output folder is not writable",
+                          "Choose a folder you can write to (or fix its permissions).", existing)
 
 
 def _norm_ext(suffix: str) -> str:
@@ -122,12 +151,12 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
             e = _norm_ext(src.suffix) if ext == "auto" else _norm_ext(ext)
             dst = o / (f"{src.stem}_{suffix}.{e}" if suffix else f"{src.stem}.{e}")
             auto = ext == "auto"
-        if dst.resolve() == src.resolve():
+        if _real(dst) == _real(src):
             raise SrError("the output would overwrite the input", "Use another OUT folder or a --suffix.", src)
-        if dst.resolve() in seen:
-            raise SrError(f"{seen[dst.resolve()].name} and {src.name} would both be written to {dst}",
+        if _real(dst) in seen:
+            raise SrError(f"{seen[_real(dst)].name} and {src.name} would both be written to {dst}",
                           "Use --ext to keep formats apart or rename one of them.", src)
-        seen[dst.resolve()] = src
+        seen[_real(dst)] = src
         jobs.append(Job(src, dst, auto))
     return jobs
 
@@ -152,7 +181,7 @@ class BatchOptions:
     writers: int = 2
     """Encoder threads (and the bound of results waiting to be written)."""
     debug: bool = False
-    """Let unexpected exceptions propagate (traceback) instead of one line per file."""
+    """Print each failed file's traceback before its error line (the batch still goes on)."""
     tile_progress: bool | None = None
     """Show a tile progress bar (default: for a single file)."""
 
@@ -247,27 +276,24 @@ class _Tally:
 
 
 class _StopFlag:
-    """First Ctrl-C: finish the current file and stop; second: stop now (KeyboardInterrupt)."""
+    """First Ctrl-C: finish the current file and stop; second: stop now (KeyboardInterrupt). SIGTERM and SIGHUP
+    stop now (see :func:`sr_runtime.signals.graceful`)."""
 
     def __init__(self, say: Callable[[str], None]) -> None:
         self.event = threading.Event()
         self.say = say
-        self._old = None
+        self._cm = signals.graceful(self._first)
 
     def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+        self._cm.__enter__()
         return self
 
-    def _handler(self, signum, frame) -> None:  # noqa: ANN001
-        if self.event.is_set():
-            raise KeyboardInterrupt
+    def _first(self) -> None:
         self.event.set()
         self.say("interrupted: stopping after the current file (Ctrl-C again to stop now)")
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        self._cm.__exit__(*exc)
 
 
 class _TileBar:
@@ -326,10 +352,11 @@ class _Batch:
                 interrupted = self.model_loop(flag.event)
         finally:
             self.stop.set()
-            for _ in writers:
-                self.writeq.put(_DONE)  # after every queued result: complete images, written atomically
-            for t in writers:
-                t.join()
+            with signals.deferred():  # a signal now must not abandon a writer mid-file
+                for _ in writers:
+                    self.writeq.put(_DONE)  # after every queued result: complete images, written atomically
+                for t in writers:
+                    t.join()
             self.file_bar.close()
         t = self.tally
         return BatchResult(t.done, t.failed, t.skipped, time.perf_counter() - t0, t.pixels / 1e6, tuple(t.errors),
@@ -392,8 +419,6 @@ class _Batch:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            if self.opts.debug and not isinstance(exc, SrError):
-                raise
             self.fail(job, exc)
             return
         finally:
@@ -404,6 +429,8 @@ class _Batch:
         """Count and print a failed file (any thread)."""
         line = error_line(job.src, exc)
         self.tally.failure(line)
+        if self.opts.debug:  # the traceback that "Re-run with --debug" promises, then the line
+            tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
         tqdm.write(f"error: {line}", file=sys.stderr)
 
     # ------------------------------------------------------------------ writer threads

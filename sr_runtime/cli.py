@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from sr_runtime import signals  # first: Ctrl-C/SIGTERM are handled from here on, also while the rest loads
+
+signals.install_at_start(__name__, "sr-run")
+
 import json
 from pathlib import Path
 

@@ -11,6 +11,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 
 class SrError(Exception):
@@ -70,38 +71,71 @@ class OutOfMemory(SrError):
     """A backend ran out of (device) memory; the tiler reacts by halving the tile."""
 
 
-@contextlib.contextmanager
-def cli_errors(debug: bool = False) -> Iterator[None]:
-    """Turn exceptions into the one-line CLI error style and an exit code.
+EXIT_OK = 0
+"""Everything was done."""
+EXIT_ERROR = 1
+"""An error: a bad file, model, option value or path (one line per error on stderr)."""
+EXIT_USAGE = 2
+"""Wrong usage: an unknown flag, a missing argument, a value outside a flag's range (click's own message)."""
+EXIT_SIGINT = 130
+"""Stopped by Ctrl-C (SIGINT); ``128 + signal number`` for every signal (SIGTERM 143, SIGHUP 129)."""
+EXIT_SIGTERM = 143
+"""Stopped by SIGTERM (``kill``, ``docker stop``, a job scheduler)."""
 
-    ``SrError`` -> ``error: <one line>`` and exit 1 (or the error's ``exit_code``); ``KeyboardInterrupt`` ->
-    exit 130; any other exception -> a one-line internal error. With ``debug`` the exception propagates
-    so the traceback is shown.
-    """
-    try:
-        yield
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print("error: interrupted. Nothing partial was left behind.", file=sys.stderr)
-        raise SystemExit(130) from None
-    except SrError as exc:
-        if debug:
-            raise
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    except OSError as exc:
-        if debug:
-            raise
+
+def _stopped(exc: BaseException, debug: bool) -> NoReturn:
+    """Report an interruption (a signal, or an exception that a signal caused) and exit 128 + signum."""
+    from sr_runtime import signals
+
+    signum = getattr(exc, "signum", None) or signals.received() or 2
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    what = "interrupted" if signum == 2 else f"stopped by {signals.signal_name(signum)}"
+    print(f"error: {what}. Nothing partial was left behind.", file=sys.stderr)
+    raise SystemExit(signals.exit_code(signum)) from None
+
+
+def _one_line(exc: Exception) -> str:
+    """The CLI line of an exception that reached the boundary (``SrError``, ``OSError``, ``MemoryError``, other)."""
+    if isinstance(exc, SrError):
+        return exc.one_line()
+    if isinstance(exc, OSError):
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         msg = exc.strerror or str(exc)
-        print(f"error: {where}{msg}. Check the path, its permissions and the free disk space.", file=sys.stderr)
-        raise SystemExit(1) from None
+        return f"{where}{msg}. Check the path, its permissions and the free disk space."
+    if isinstance(exc, MemoryError):
+        return "out of memory. Use a smaller --tile or --batch, or free memory."
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return f"internal error: {text}. Re-run with --debug and report the traceback."
+
+
+@contextlib.contextmanager
+def cli_errors(debug: bool = False) -> Iterator[None]:
+    """Turn exceptions into the one-line CLI error style and an exit code (see ``docs/errors.md``).
+
+    ``SrError`` -> ``error: <one line>`` and exit 1 (or the error's ``exit_code``); ``OSError`` and
+    ``MemoryError`` -> one line saying what to check, exit 1; a signal (``KeyboardInterrupt``,
+    :class:`sr_runtime.signals.Interrupted`), or any exception raised after one (a C extension may turn it into
+    ``ImportError``) -> exit ``128 + signum`` (130 Ctrl-C, 143 SIGTERM); anything else -> a one-line internal
+    error, exit 1. With ``debug`` the traceback is printed as well (errors propagate; interruptions still exit
+    with their code). The body runs inside :func:`sr_runtime.signals.armed`.
+    """
+    from sr_runtime import signals
+
+    try:
+        with signals.armed():
+            yield
+            signals.check()  # a signal that something swallowed (the command may have finished its work)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as exc:
+        _stopped(exc, debug)
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: one line, never a traceback
+        if signals.received() is not None:
+            _stopped(exc, debug)
         if debug:
             raise
-        text = " ".join(f"{type(exc).__name__}: {exc}".split())
-        print(f"error: internal error: {text}. Re-run with --debug and report the traceback.", file=sys.stderr)
-        raise SystemExit(1) from None
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", EXIT_ERROR) if isinstance(exc, SrError) else EXIT_ERROR) from None

@@ -7,6 +7,8 @@ dtype uint8 (0..255) or uint16 (0..65535). The bit depth is decided by the dtype
 
 from __future__ import annotations
 
+import errno
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from sr_runtime.codec_messages import captured_codec_messages, gist
 from sr_runtime.errors import ImageError
 from sr_runtime.fileio import atomic_write_bytes
 
@@ -159,9 +162,7 @@ def decode_image(data: bytes, path: str | Path = "<memory>", max_pixels: int | N
     p = Path(path)
     if not data:
         raise ImageError("the file is empty", "Check the file.", p)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise ImageError("cannot decode the image", "The file is corrupt or not an image format OpenCV reads.", p)
+    img = _imdecode(data, p)
     if img.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"unsupported pixel type {img.dtype}", "Convert it to an 8-bit or 16-bit image.", p)
     if max_pixels is not None and img.shape[0] * img.shape[1] > max_pixels:
@@ -174,6 +175,29 @@ def decode_image(data: bytes, path: str | Path = "<memory>", max_pixels: int | N
     return LoadedImage(img, image_mode(img), p, o)
 
 
+def _imdecode(data: bytes, p: Path) -> np.ndarray:
+    """``cv2.imdecode(IMREAD_UNCHANGED)`` with the codec's stderr lines captured and OpenCV's exceptions turned
+    into one :class:`ImageError` (the codec's message, if any, in parentheses).
+
+    Raises:
+        ImageError: OpenCV refuses or cannot decode the bytes.
+    """
+    refused: cv2.error | None = None
+    with captured_codec_messages() as messages:
+        try:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:
+            img, refused = None, exc
+    if refused is not None and "CV_IO_MAX_IMAGE_PIXELS" in str(refused):
+        raise ImageError("the image has more pixels than OpenCV decodes (2^30 by default)",
+                         "Set OPENCV_IO_MAX_IMAGE_PIXELS to a larger number of pixels if you mean it.", p)
+    if img is None or img.size == 0:
+        why = gist(messages + ([str(refused)] if refused is not None else []))
+        raise ImageError("cannot decode the image" + (f" ({why})" if why else ""),
+                         "The file is corrupt or not an image format OpenCV reads.", p)
+    return img
+
+
 def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
     """Read an image file (any path, including non-ASCII names) with :func:`decode_image`.
 
@@ -181,6 +205,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
         ImageError: missing, unreadable or undecodable file.
     """
     p = Path(path)
+    _check_regular(p)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -188,6 +213,30 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
     except OSError as exc:
         raise ImageError(f"cannot read the file ({exc.strerror or exc})", "Check its permissions.", p) from None
     return decode_image(data, p, max_pixels)
+
+
+def _check_regular(p: Path) -> None:
+    """Refuse what is not a regular file before reading it (a folder named x.png, a symlink loop or a dangling
+    link, a FIFO that would block the reader forever).
+
+    Raises:
+        ImageError: naming what it is.
+    """
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        if p.is_symlink():
+            raise ImageError("broken symbolic link", "Point the link at an image or remove it.", p) from None
+        raise ImageError("file not found", "Check the path.", p) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError("symbolic link loop", "Fix or remove the link.", p) from None
+        raise ImageError(f"cannot read the file ({exc.strerror or exc})", "Check its permissions.", p) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError("is a folder, not an image file",
+                         "Rename it or move it out of the input folder (folders are not read recursively).", p)
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError("not a regular file (a device, FIFO or socket)", "Pass image files only.", p)
 
 
 # --------------------------------------------------------------------------- writing

@@ -20,6 +20,7 @@ from typing import Literal
 from sr_runtime.batch import (
     BatchOptions,
     BatchResult,
+    check_outputs,
     collect_inputs,
     default_writers,
     note_writer,
@@ -66,7 +67,7 @@ class RunOptions:
     quiet: bool = False
     """No progress bars and no notes."""
     debug: bool = False
-    """Let unexpected per-file exceptions propagate (traceback) instead of one error line each."""
+    """Print the traceback of each failed file before its error line (other files still run)."""
 
     def batch_options(self) -> BatchOptions:
         """The file-level part, for :func:`sr_runtime.batch.run_batch`."""
@@ -86,6 +87,8 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
 
     opts = options or RunOptions()
     jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext, single_file=Path(inp).is_file())
+    check_outputs(jobs)  # before the model loads: OUT a file, a read-only folder
+    _clean_stale_outputs(jobs)
     note = note_writer(opts.quiet)
     path = model_file(opts, note)
     with Upscaler(path, opts.tile, opts.tile_pad, opts.pre_pad, batch=opts.batch, backend=opts.backend,
@@ -97,6 +100,17 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
                 note(f"--tile-pad {opts.tile_pad} is below the model's receptive radius {radius}: "
                      "tile seams are possible")
         return run_batch(jobs, up.enhance, opts.batch_options())
+
+
+def _clean_stale_outputs(jobs: list) -> None:
+    """Remove temp files that a killed run left for these outputs (``.<name>.<random>.tmp``, unlocked)."""
+    from sr_runtime.fileio import clean_stale
+
+    names: dict[Path, set[str]] = {}
+    for job in jobs:
+        names.setdefault(job.dst.parent, set()).update({job.dst.name, job.dst.with_suffix(".png").name})
+    for folder, these in names.items():
+        clean_stale(folder, tuple(sorted(these)))
 
 
 def model_file(opts: RunOptions, note: Callable[[str], None]) -> Path:

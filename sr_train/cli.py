@@ -6,6 +6,10 @@ Multi-process: ``torchrun --nproc_per_node N -m sr_train.cli --config x4.yaml`` 
 
 from __future__ import annotations
 
+from sr_runtime import signals  # first: Ctrl-C/SIGTERM are handled from here on, also while the rest loads
+
+signals.install_at_start(__name__, "sr-train")
+
 import logging
 import sys
 

@@ -8,7 +8,7 @@
     sr_runtime (cli, api, batch, tiling, image, memory, backends/...)   torch-free
                   │
                   v
-    base: sr_runtime.{errors, fileio, info, compare}    every package may import it
+    base: sr_runtime.{errors, signals, fileio, info, compare}    every package may import it
 
 Statically, over the source of every library module (an AST walk, so imports inside functions count too):
 
@@ -36,7 +36,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("sr_runtime", "sr_train", "sr_export")
-BASE = ("sr_runtime.errors", "sr_runtime.fileio", "sr_runtime.info", "sr_runtime.compare")
+BASE = ("sr_runtime.errors", "sr_runtime.signals", "sr_runtime.fileio", "sr_runtime.info", "sr_runtime.compare")
 """The base layer: every package may import these, and they import nothing else of the project."""
 PROJECT = (*LIBRARIES, "benchmarks", "scripts", "tests")
 FORBIDDEN: dict[str, tuple[str, ...]] = {

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sr_runtime import signals
 from sr_runtime.backends.base import BackendBase, check_batch, is_oom_message, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, check_model_path
@@ -42,6 +43,7 @@ def available_providers() -> list[str]:
     try:
         import onnxruntime as ort
     except ImportError:
+        signals.check()  # Ctrl-C during the import surfaces as ImportError (pybind11): not "not installed"
         return []
     return list(ort.get_available_providers())
 

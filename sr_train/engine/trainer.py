@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from sr_runtime.errors import ModelFileError
+from sr_runtime.fileio import clean_stale
 from sr_train.archs import REGISTRY
 from sr_train.checkpoint import atomic_write, save_checkpoint
 from sr_train.config import to_dict
@@ -397,6 +398,8 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for folder in (self.out, self.out / "models", self.out / "training_states"):
+                clean_stale(folder)  # temp files of a killed run (never a live one: they are locked)
             _write_yaml(self.out / "config.yaml", to_dict(cfg))
         metrics_path = self.out / "metrics.jsonl"
         bar = None
