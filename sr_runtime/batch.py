@@ -101,25 +101,6 @@ def _real(p: Path) -> str:
     return os.path.realpath(p)
 
 
-def check_outputs(jobs: list[Job]) -> None:
-    """Refuse outputs that cannot be written before any model is loaded: a folder part of OUT that is a file,
-    or a folder that is not writable (a read-only mount, missing permissions).
-
-    Raises:
-        SrError: naming the folder and the fix.
-    """
-    for folder in sorted({job.dst.parent for job in jobs}):
-        existing = next((q for q in (folder, *folder.parents) if q.exists()), None)
-        if existing is None:
-            continue
-        if not existing.is_dir():
-            raise SrError(f"{existing} is a file, not a folder",
-                          "Give OUT as a folder (or a file name for a single input).", folder)
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise SrError("the output folder is not writable",
-                          "Choose a folder you can write to (or fix its permissions).", existing)
-
-
 def _norm_ext(suffix: str) -> str:
     e = suffix.lower().lstrip(".")
     return {"jpeg": "jpg", "tiff": "tif"}.get(e, e)

@@ -20,7 +20,6 @@ from typing import Literal
 from sr_runtime.batch import (
     BatchOptions,
     BatchResult,
-    check_outputs,
     collect_inputs,
     default_writers,
     note_writer,
@@ -87,7 +86,6 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
 
     opts = options or RunOptions()
     jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext, single_file=Path(inp).is_file())
-    check_outputs(jobs)  # before the model loads: OUT a file, a read-only folder
     _clean_stale_outputs(jobs)
     note = note_writer(opts.quiet)
     path = model_file(opts, note)
