@@ -81,6 +81,8 @@ EXIT_SIGINT = 130
 """Stopped by Ctrl-C (SIGINT); ``128 + signal number`` for every signal (SIGTERM 143, SIGHUP 129)."""
 EXIT_SIGTERM = 143
 """Stopped by SIGTERM (``kill``, ``docker stop``, a job scheduler)."""
+EXIT_PIPE = 141
+"""The reader of stdout went away (``sr-run --info m.onnx | head -1``): no message, as with SIGPIPE."""
 
 
 def _stopped(exc: BaseException, debug: bool) -> NoReturn:
@@ -95,6 +97,16 @@ def _stopped(exc: BaseException, debug: bool) -> NoReturn:
     what = "interrupted" if signum == 2 else f"stopped by {signals.signal_name(signum)}"
     print(f"error: {what}. Nothing partial was left behind.", file=sys.stderr)
     raise SystemExit(signals.exit_code(signum)) from None
+
+
+def _closed_stdout() -> NoReturn:
+    """stdout's reader is gone: exit quietly (Python's own flush at exit would print a second error)."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(EXIT_PIPE) from None
 
 
 def _one_line(exc: Exception) -> str:
@@ -132,6 +144,8 @@ def cli_errors(debug: bool = False) -> Iterator[None]:
         raise
     except KeyboardInterrupt as exc:
         _stopped(exc, debug)
+    except BrokenPipeError:
+        _closed_stdout()
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: one line, never a traceback
         if signals.received() is not None:
             _stopped(exc, debug)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -198,7 +200,45 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
         ) from None
     if not proto.HasField("graph"):
         raise ModelFileError("not an ONNX model (no graph)", "Re-export it with sr-export.", p)
+    check_external_data(proto, p)
     return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for g in attr.graphs:
+                yield from _tensors(g)
+
+
+def check_external_data(proto: Any, path: Path) -> None:
+    """Refuse external weight files outside the model's folder before any reader opens them.
+
+    ONNX Runtime checks this itself (1.32: absolute paths, ``..`` and symlinks that leave the folder); the
+    TensorRT parser follows a symlink out of the folder, so every ONNX read through this module is checked here:
+    a location must be relative, without ``..``, and resolve (symlinks followed) inside the model's folder.
+
+    Raises:
+        ModelFileError: naming the tensor and the location.
+    """
+    folder = os.path.realpath(path.parent)
+    for t in _tensors(proto.graph):
+        if t.data_location != 1:  # TensorProto.EXTERNAL
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        target = os.path.realpath(os.path.join(folder, loc))
+        if (not loc or os.path.isabs(loc) or ".." in Path(loc).parts
+                or os.path.commonpath([folder, target]) != folder):
+            raise ModelFileError(f"the weights of tensor '{t.name[:80]}' point outside the model's folder "
+                                 f"({loc[:120]!r})", "Refusing to read them: keep external data files next to "
+                                 "the model (sr-export writes self-contained files).", path)
 
 
 def read_onnx_info(path: str | Path) -> ModelInfo:
