@@ -92,6 +92,9 @@ def _read_raw(path: Path) -> Any:
         if "truncat" in str(exc).lower() or "central directory" in str(exc).lower() or isinstance(exc, EOFError):
             raise ModelFileError("file is truncated or corrupt", "Download or copy the checkpoint again.", path) from None
         raise ModelFileError(f"not a PyTorch checkpoint ({_short(exc)})", BAD_FILE_HINT, path) from None
+    except Exception as exc:  # noqa: BLE001 - the legacy loader raises KeyError etc. on arbitrary bytes
+        raise ModelFileError(f"not a PyTorch checkpoint ({type(exc).__name__}: {_short(exc)})", BAD_FILE_HINT,
+                             path) from None
 
 
 def _short(exc: BaseException, limit: int = 120) -> str:

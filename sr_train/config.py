@@ -88,7 +88,13 @@ def from_yaml(path: str | Path) -> TrainConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(exc.problem):
+            raise ConfigError(f"invalid YAML{where}: {' '.join(str(exc.problem).split())[:120]}",
+                              "Configs are plain data: remove the !!tag (nothing in a config is ever run).",
+                              p) from None
         raise ConfigError(f"invalid YAML{where}", "Fix the syntax (indentation, colons, quotes).", p) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", "A config is a few levels of mappings.", p) from None
     if not isinstance(data, Mapping):
         raise ConfigError("the config is not a YAML mapping", "Start from a shipped config such as x4.yaml.", p)
     return from_dict(data, p)
