@@ -7,6 +7,7 @@ from sr_runtime import signals  # first: Ctrl-C/SIGTERM are handled from here on
 signals.install_at_start(__name__, "sr-run")
 
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -121,13 +122,15 @@ def main(inp: str | None, out: str | None, tile: str, info_model: str | None, de
         if info_model is not None:
             print_info(info_model)
             return
+        from sr_runtime.codec_messages import python_stderr_apart
         from sr_runtime.run import RunOptions, upscale_files
 
-        result = upscale_files(inp, out, RunOptions(tile=_parse_tile(tile), debug=debug, **flags))
+        with python_stderr_apart():  # codecs' C-level stderr is captured per decode; ours stays whole
+            result = upscale_files(inp, out, RunOptions(tile=_parse_tile(tile), debug=debug, **flags))
         if not flags["quiet"]:
             click.echo(result.summary())
-        if result.interrupted:
-            raise SystemExit(130)
+        if result.interrupted:  # the first Ctrl-C let the current file finish: now say so, exit 130
+            raise signals.Interrupted(signal.SIGINT)
         if result.failed:
             raise SystemExit(1)
 

@@ -73,6 +73,8 @@ class _State:
         self.graceful: Callable[[], None] | None = None
         """Inside :func:`graceful`: what the first SIGINT does instead of raising (then set to None)."""
         self.installed = False
+        self.unraisable: Callable[[object], None] = sys.unraisablehook
+        """The hook that :func:`_unraisable` hands everything else to."""
 
 
 _STATE = _State()
@@ -102,6 +104,9 @@ def install() -> dict[int, object]:
     old: dict[int, object] = {}
     if threading.current_thread() is not threading.main_thread():
         return old
+    if sys.unraisablehook is not _unraisable:
+        _STATE.unraisable = sys.unraisablehook
+        sys.unraisablehook = _unraisable
     for sig in HANDLED:
         current = signal.getsignal(sig)
         if current is signal.SIG_IGN or current is _handler:
@@ -109,6 +114,17 @@ def install() -> dict[int, object]:
         old[sig] = signal.signal(sig, _handler)
     _STATE.installed = True
     return old
+
+
+def _unraisable(info: object) -> None:
+    """``sys.unraisablehook``: an :class:`Interrupted` raised where Python cannot propagate it (a weakref
+    callback inside the import machinery, a ``__del__``) is not printed as "Exception ignored ..."; the signal
+    is delivered again, to land in ordinary code a moment later. Anything else goes to the previous hook."""
+    exc = getattr(info, "exc_value", None)
+    if isinstance(exc, Interrupted):
+        signal.raise_signal(exc.signum)
+        return
+    _STATE.unraisable(info)  # type: ignore[misc]
 
 
 def install_at_start(module_name: str, command: str) -> None:

@@ -19,6 +19,10 @@ from tests.corpus import Case
 TINY_ONNX = Path(__file__).resolve().parents[1] / "data" / "SRVGGNetCompact.onnx"
 """A real x4 model (sr-export metadata): the source of the truncated copy."""
 SECRET_NAME = "secret.bin"
+READ_FAILS = r"(not a readable ONNX model|not an ONNX model|ONNX Runtime cannot load the model)"
+"""--info reads the file with the onnx package, --model with ONNX Runtime: each says so in one line."""
+OUTSIDE = r"(outside the model's folder|External data path escapes model directory|Absolute path not allowed)"
+"""Our check (--info, TensorRT builds) and ONNX Runtime's own (--model)."""
 """The file outside the models folder that external data points at."""
 
 
@@ -81,11 +85,11 @@ def build(d: Path) -> list[Case]:
     good = TINY_ONNX.read_bytes()
     cases = []
     (d / "truncated.onnx").write_bytes(good[: len(good) // 2])
-    cases.append(_case("truncated ONNX", d / "truncated.onnx", r"not a readable ONNX model", "first half of a model"))
+    cases.append(_case("truncated ONNX", d / "truncated.onnx", READ_FAILS, "first half of a model"))
     (d / "empty.onnx").write_bytes(b"")
-    cases.append(_case("zero-byte ONNX", d / "empty.onnx", r"not a readable ONNX model", "empty file"))
+    cases.append(_case("zero-byte ONNX", d / "empty.onnx", READ_FAILS, "empty file"))
     (d / "text.onnx").write_text("not a model\n")
-    cases.append(_case("text as .onnx", d / "text.onnx", r"(not a readable ONNX|not an ONNX|no sr-deploy metadata)",
+    cases.append(_case("text as .onnx", d / "text.onnx", READ_FAILS,
                        "a text file named .onnx"))
     x4 = ModelInfo(arch="SRVGGNetCompact", scale=4)
     onnx.save(classifier(x4), d / "classifier_forged_x4.onnx")
@@ -107,7 +111,7 @@ def build(d: Path) -> list[Case]:
     onnx.save(external("link.bin"), d / "ext_symlink.onnx")
     for name, what in (("relative", "'../secret.bin'"), ("absolute", "an absolute path"),
                        ("symlink", "a symlink in the folder to a file outside it")):
-        cases.append(_case(f"external data, {name}", d / f"ext_{name}.onnx", r"outside the model's folder",
+        cases.append(_case(f"external data, {name}", d / f"ext_{name}.onnx", OUTSIDE,
                            f"external weights at {what}", secret=secret))
     (d / "model.engine").write_bytes(os.urandom(256))
     cases.append(_case("engine without sidecar", d / "model.engine", r"sidecar", "random bytes named .engine"))
