@@ -8,6 +8,7 @@ run in-process through click's runner (one subprocess each checks the same path 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -38,6 +39,11 @@ from tests.corpus.harness import (
 from tests.corpus.models import TINY_ONNX
 
 LINUX = sys.platform.startswith("linux")
+NO_HEADER_GUARD = pytest.mark.xfail(
+    importlib.util.find_spec("sr_runtime.imageheader") is None, strict=True,
+    reason="the header-only size check (f-stream's sr_runtime/imageheader.py) has not landed")
+NO_PROBE = importlib.util.find_spec("sr_runtime.probe") is None
+"""i-upstream's graph check and probe run (forged metadata refused up front, OUT checked first) not landed."""
 linux_only = pytest.mark.skipif(not LINUX, reason="uses /proc, inotify or mount namespaces (Linux)")
 
 
@@ -99,6 +105,7 @@ def test_debug_shows_each_traceback_and_goes_on(corpus, model, tmp_path):
 
 
 @linux_only
+@NO_HEADER_GUARD
 @pytest.mark.parametrize("case_name", ["decompression bomb", "30000x30000"])
 @pytest.mark.parametrize("flags", [[], ["--max-pixels", "1000000"]], ids=["no-limit", "max-pixels"])
 def test_gigapixel_header_refused_before_decode(corpus, model, tmp_path, case_name, flags):
@@ -123,6 +130,9 @@ def _three_images(tmp_path: Path) -> Path:
     return src
 
 
+UP_FRONT = pytest.mark.xfail(NO_PROBE, strict=True, reason="i-upstream's probe has not landed")
+
+
 @pytest.mark.parametrize("flag", ["--model", "--info"])
 @pytest.mark.parametrize("case", [pytest.param(n, id=n) for n in (
     "truncated ONNX", "zero-byte ONNX", "text as .onnx", "classifier, forged x4", "x2 graph, forged x4",
@@ -130,6 +140,8 @@ def _three_images(tmp_path: Path) -> Path:
     "engine without sidecar", "checkpoint as model", "missing model", "unknown suffix")])
 def test_model_files(corpus, tmp_path, flag, case):
     c = next(x for x in by_kind(corpus, "model") if x.name == case)
+    if NO_PROBE and flag == "--model" and c.extra.get("up_front"):
+        pytest.xfail("refused per image until i-upstream's probe lands")
     out = tmp_path / "out"
     args = ["--info", c.path] if flag == "--info" else [_three_images(tmp_path), out, "--model", c.path, "-q"]
     secret = c.extra.get("secret")
@@ -234,6 +246,7 @@ def test_input_equals_output(corpus, model, tmp_path):
     assert "overwrite the input" in r.errors()[0] and src.read_bytes() == before
 
 
+@UP_FRONT
 def test_out_is_an_existing_file_found_before_the_model(tmp_path):
     """Found before any model is opened: with a model that does not exist the error is still about OUT."""
     out = tmp_path / "out.txt"
