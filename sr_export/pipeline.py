@@ -312,7 +312,13 @@ class _Stages:
 
     def engine(self, artifact: Path, info: ModelInfo) -> _Engine:
         """5. Build the engine (and its sidecar) from the checked ONNX, then check it where a GPU runs it."""
-        from sr_runtime.backends.trt import current_gpu, default_cache_dir, export_engine, profile_for
+        from sr_runtime.backends.trt import (
+            current_gpu,
+            default_cache_dir,
+            export_engine,
+            profile_for,
+            timing_cache_path,
+        )
 
         o, flavor = self.options, self.target.flavor
         profile = profile_for(info, o.tile, o.tile_pad, o.max_batch)
@@ -320,7 +326,7 @@ class _Stages:
         if flavor.name == "tensorrt":
             cache_dir = default_cache_dir()
             cache_dir.mkdir(parents=True, exist_ok=True)
-            timing = cache_dir / f"timing-tensorrt-{flavor.version}.cache"
+            timing = timing_cache_path(cache_dir, flavor, current_gpu())
         t0 = time.perf_counter()
         path = self.tmpdir / "model.engine"
         sidecar = export_engine(artifact, path, profile, flavor=flavor.name, workspace_mib=o.workspace_mib,

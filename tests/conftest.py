@@ -78,6 +78,31 @@ def rgb_image():
     return make
 
 
+def trt_target_or_skip(flavor: str = "auto", portable: bool = False):
+    """``(TrtFlavor, GpuInfo)`` when the TensorRT flavour here can build for and run on the GPU present; else skip.
+
+    TensorRT-RTX 1.7 knows SM75/80/86/89/120/121 and no SM90: a portable engine (8.6, 8.9, 12.x) or a
+    ``current`` build cannot run on an H100/H200 (``portable``: the engine is built with the default targets).
+    """
+    from sr_runtime.backends.trt import TrtMissingError, current_gpu, load_flavor
+    from sr_runtime.backends.trt.flavor import cc_to_sm, rtx_default_targets, rtx_supports
+
+    try:
+        fl = load_flavor(flavor)  # type: ignore[arg-type]
+    except TrtMissingError as exc:
+        pytest.skip(f"no TensorRT flavour importable ({exc.detail or exc})")
+    gpu = current_gpu()
+    if gpu is None:
+        pytest.skip("no CUDA device")
+    if fl.name == "rtx":
+        cc = gpu.compute_capability
+        ok = cc_to_sm(cc) in rtx_default_targets(fl.trt) if portable else rtx_supports(fl.trt, cc)
+        if not ok:
+            pytest.skip(f"{fl.label} cannot target {gpu.name} (sm {cc}): "
+                        f"{'not a portable target' if portable else 'no such ComputeCapability'}")
+    return fl, gpu
+
+
 def _gpu_skip_reason() -> str | None:
     try:
         import torch

@@ -1,6 +1,8 @@
-"""ONNX Runtime backend: CPU, CUDA or TensorRT execution provider, with an honest provider check.
+"""ONNX Runtime backend: CPU or CUDA execution provider, with an honest provider check.
 
-``onnxruntime`` is imported when an :class:`OrtBackend` is created, never at module import.
+``onnxruntime`` is imported when an :class:`OrtBackend` is created, never at module import. TensorRT runs
+through sr-deploy's own TensorRT backend (:mod:`sr_runtime.backends.trt`: engine cache keyed by GPU and
+workspace, sidecar checks, runtime cache), not through ONNX Runtime's TensorRT execution provider.
 """
 
 from __future__ import annotations
@@ -17,17 +19,41 @@ from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, Sr
 from sr_runtime.info import ModelInfo, check_model_path
 from sr_runtime.tiling import WindowShapes
 
-Device = Literal["cpu", "cuda", "tensorrt"]
+Device = Literal["cpu", "cuda"]
+ConvAlgoSearch = Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]
 
 _PROVIDERS: dict[str, list[str]] = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 _GPU_HINT = (
     "Install the GPU build with CUDA: pip uninstall onnxruntime; pip install 'sr-deploy[ort-gpu]' "
     "(never together with [ort]), or use --backend ort for the CPU."
 )
+_LIBS_HINT = (
+    "The GPU build is installed but its CUDA/cuDNN libraries did not load: pip install "
+    "'sr-deploy[ort-gpu]' brings them as nvidia-* wheels (or install the CUDA and cuDNN its build needs); "
+    "python -c 'import onnxruntime as o; o.preload_dlls(); o.print_debug_info()' shows what is missing. "
+    "Or use --backend ort for the CPU."
+)
+_preloaded = False
+
+
+def preload_cuda_libs(ort: Any) -> None:
+    """Load CUDA and cuDNN before the first CUDA session (``onnxruntime.preload_dlls``, onnxruntime-gpu >= 1.21).
+
+    It finds the libraries of the nvidia-* wheels that ``onnxruntime-gpu[cuda,cudnn]`` installs (or those of
+    an imported CUDA torch), so a torch-free install needs no system CUDA. Once per process; an older
+    onnxruntime without the function, or a failure, leaves loading to the system paths.
+    """
+    global _preloaded
+    if _preloaded or not hasattr(ort, "preload_dlls"):
+        return
+    _preloaded = True
+    try:
+        ort.preload_dlls()
+    except Exception:  # noqa: BLE001 - the provider check below reports what did not load
+        pass
 
 
 def _import_ort() -> Any:
@@ -48,19 +74,33 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def cuda_provider_options(device_id: int = 0, conv_algo_search: ConvAlgoSearch = "HEURISTIC") -> dict[str, str]:
+    """The CUDA execution provider's options (ONNX Runtime takes them as strings).
+
+    Raises:
+        SrError: an unknown ``conv_algo_search``.
+    """
+    if conv_algo_search not in ("HEURISTIC", "EXHAUSTIVE", "DEFAULT"):
+        raise SrError(f"unknown cuDNN algorithm search '{conv_algo_search}'", "Use HEURISTIC, EXHAUSTIVE or DEFAULT.")
+    return {"device_id": str(int(device_id)), "cudnn_conv_algo_search": conv_algo_search}
+
+
 class OrtBackend(BackendBase):
     """An ONNX model run by ONNX Runtime (a :class:`~sr_runtime.backends.base.Backend`).
 
-    It accepts any input shape (``window_shapes`` ``any``), except through the TensorRT execution provider,
-    which builds an engine per shape (``same``).
+    It accepts any input shape (``window_shapes`` ``any``).
 
     Args:
         path: the ``.onnx`` file written by sr-export (carries :class:`ModelInfo` in its metadata).
-        device: ``cpu``, ``cuda`` (CUDA EP) or ``tensorrt`` (TensorRT EP, CUDA as fallback for unsupported
-            nodes). A GPU device that ONNX Runtime cannot use is an error, never a silent CPU run.
+        device: ``cpu`` or ``cuda`` (CUDA EP). A GPU device that ONNX Runtime cannot use is an error, never a
+            silent CPU run.
         threads: intra-op threads (None: ONNX Runtime's default, all cores).
-        fp16: with ``device="tensorrt"`` let the TensorRT EP build fp16 kernels; otherwise the file's own
-            precision (``info.precision``) decides and this flag is ignored.
+        fp16: ignored (the file's own precision, ``info.precision``, decides); kept for the call signature.
+        device_id: CUDA device index (``cuda`` only).
+        conv_algo_search: cuDNN convolution algorithm search of the CUDA EP. ``HEURISTIC`` (default): cuDNN's
+            heuristics pick per shape at no cost; ONNX Runtime's own default ``EXHAUSTIVE`` benchmarks every
+            algorithm for every new convolution shape, which a tiled run with edge windows of other sizes
+            pays again and again; ``DEFAULT`` always takes implicit-precomp GEMM (least memory, slowest).
 
     Raises:
         ModelFileError: missing, corrupt or non-ONNX file, a training checkpoint, or no sr-deploy metadata.
@@ -69,11 +109,11 @@ class OrtBackend(BackendBase):
     """
 
     def __init__(self, path: str | Path, device: Device = "cpu", threads: int | None = None,
-                 fp16: bool = False) -> None:
+                 fp16: bool = False, *, device_id: int = 0, conv_algo_search: ConvAlgoSearch = "HEURISTIC") -> None:
         self.path: Path = Path(path)
-        self.device, self._fp16 = device, bool(fp16)
+        self.device = device
         if device not in _PROVIDERS:
-            raise SrError(f"unknown ONNX Runtime device '{device}'", "Use cpu, cuda or tensorrt.")
+            raise SrError(f"unknown ONNX Runtime device '{device}'", "Use cpu or cuda.")
         check_model_path(self.path)
         ort = _import_ort()
         wanted = _PROVIDERS[device]
@@ -88,8 +128,9 @@ class OrtBackend(BackendBase):
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         providers: list[Any] = [p for p in wanted if p in avail]
-        if device == "tensorrt" and fp16:
-            providers[0] = ("TensorrtExecutionProvider", {"trt_fp16_enable": True})
+        if device == "cuda":
+            preload_cuda_libs(ort)
+            providers[0] = ("CUDAExecutionProvider", cuda_provider_options(device_id, conv_algo_search))
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind classes
@@ -102,9 +143,9 @@ class OrtBackend(BackendBase):
         got = self._session.get_providers()
         if device != "cpu" and (not got or got[0] != wanted[0]):
             self._session = None
-            raise SrError(
+            raise SrError(  # the GPU build is there (checked above): its CUDA/cuDNN libraries did not load
                 f"asked for {wanted[0]} but ONNX Runtime runs {', '.join(got) or 'nothing'}",
-                _GPU_HINT, self.path)
+                _LIBS_HINT, self.path)
         self.provider: str = got[0]
         # the metadata ORT has just parsed: no second read of the file (and no onnx import) per model
         props = self._session.get_modelmeta().custom_metadata_map
@@ -140,14 +181,9 @@ class OrtBackend(BackendBase):
         return np.asarray(y, dtype=np.float32) if y.dtype != np.float32 else y
 
     @property
-    def reduced_precision(self) -> bool:
-        """The file's precision, or fp16 kernels asked of the TensorRT execution provider."""
-        return super().reduced_precision or (self.device == "tensorrt" and self._fp16)
-
-    @property
     def window_shapes(self) -> WindowShapes:
-        """``any`` on the CPU and CUDA providers; ``same`` on the TensorRT provider (an engine per shape)."""
-        return "same" if self.device == "tensorrt" else "any"
+        """``any``: the CPU and CUDA providers take every shape."""
+        return "any"
 
     def close(self) -> None:
         """Release the session."""

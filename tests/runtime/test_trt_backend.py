@@ -22,6 +22,7 @@ from sr_runtime.backends.trt import (
 )
 from sr_runtime.compare import Tol, compare
 from sr_runtime.errors import EngineMismatchError, MissingExtraError, ModelFileError, SrError
+from tests.conftest import trt_target_or_skip
 
 TOL = {
     # NOT measured: this task had no GPU. TF32 (fp32 engines) and fp16 both keep a 10-bit mantissa; the bound
@@ -67,8 +68,10 @@ def _no_deserialize(monkeypatch):
 
 def _fake_gpu(monkeypatch, cc="8.6"):
     import sr_runtime.backends.trt.runner as bt
+    from sr_runtime.backends.trt import GpuProbe
 
-    monkeypatch.setattr(bt, "current_gpu", lambda device=0: GpuInfo("NVIDIA GeForce RTX 3090", cc, 24 << 30))
+    gpu = GpuInfo("NVIDIA GeForce RTX 3090", cc, 24 << 30)
+    monkeypatch.setattr(bt, "probe_gpu", lambda device=0: GpuProbe(gpu))
 
 
 def test_missing_engine_and_sidecar(tmp_path, rtx_engine):
@@ -99,10 +102,11 @@ def test_version_mismatch_is_refused_before_deserialising(rtx_engine, monkeypatc
 def test_compute_capability_mismatch_is_refused(rtx_engine, monkeypatch):
     from sr_runtime.backends.trt import TrtBackend
 
-    _fake_gpu(monkeypatch, cc="7.5")  # Turing: not in the portable default targets
-    _no_deserialize(monkeypatch)
-    with pytest.raises(EngineMismatchError, match=r"compute capability 8\.0, 8\.6.*is 7\.5"):
-        TrtBackend(rtx_engine)
+    for cc in ("7.5", "8.0", "9.0"):  # Turing, A100, H100/H200: not portable TensorRT-RTX targets
+        _fake_gpu(monkeypatch, cc=cc)
+        _no_deserialize(monkeypatch)
+        with pytest.raises(EngineMismatchError, match=rf"compute capability 8\.6, 8\.9, 12\.0, 12\.1.*is {cc}"):
+            TrtBackend(rtx_engine)
 
 
 def test_flavour_mismatch_is_refused(rtx_engine, monkeypatch):
@@ -123,12 +127,15 @@ def test_flavour_mismatch_is_refused(rtx_engine, monkeypatch):
 
 def test_no_gpu_is_a_clear_error(rtx_engine, monkeypatch):
     import sr_runtime.backends.trt.runner as bt
-    from sr_runtime.backends.trt import TrtBackend
+    from sr_runtime.backends.trt import GpuProbe, TrtBackend
 
-    monkeypatch.setattr(bt, "current_gpu", lambda device=0: None)
+    monkeypatch.setattr(bt, "probe_gpu", lambda device=0: GpuProbe(None))
     with pytest.raises(SrError, match="no CUDA device") as e:
         TrtBackend(rtx_engine)
     assert "--backend ort" in e.value.one_line()
+    monkeypatch.setattr(bt, "probe_gpu", lambda device=0: GpuProbe(None, "no NVIDIA driver found", "Install one."))
+    with pytest.raises(SrError, match="cannot run the TensorRT engine: no NVIDIA driver found. Install one"):
+        TrtBackend(rtx_engine)
 
 
 def test_missing_flavour_names_the_extra(rtx_engine, monkeypatch):
@@ -158,6 +165,7 @@ def test_engine_matches_torch(case, precision, tmp_path):
     from sr_export.parity import parity_image, random_input
     from sr_runtime.backends.trt import TrtBackend
 
+    trt_target_or_skip("auto")
     model, onnx_path = _export(tmp_path, case, fp16=precision == "float16")
     from sr_runtime.info import read_onnx_info
 
@@ -184,7 +192,7 @@ def test_engine_matches_torch(case, precision, tmp_path):
 
 @pytest.mark.gpu
 def test_rtx_runtime_cache_is_saved(tmp_path):
-    pytest.importorskip("tensorrt_rtx", reason="the [trt-rtx] extra is not installed")
+    trt_target_or_skip("rtx", portable=True)  # a portable engine: not on SM90 (H100/H200)
     from sr_runtime.backends.trt import TrtBackend
 
     _, onnx_path = _export(tmp_path)

@@ -3,7 +3,7 @@
 =============  ======================================================================================
 ``profile``    :class:`ShapeProfile`: the input range an engine takes, from ``--tile/--tile-pad/--max-batch``
 ``flavor``     :class:`TrtFlavor`: one adapter over ``tensorrt`` and ``tensorrt_rtx``; :func:`load_flavor`
-``cuda``       :func:`current_gpu` and :class:`~sr_runtime.backends.trt.cuda.Cuda` (buffers, stream, memory)
+``cuda``       :func:`probe_gpu`/:func:`current_gpu` and :func:`~sr_runtime.backends.trt.cuda.open_cuda`
 ``build``      :func:`build_engine` (ONNX -> engine bytes + sidecar) and :func:`export_engine` (to files)
 ``sidecar``    the engine's JSON sidecar: written, read and checked against this machine
 ``cache``      :func:`cached_engine`: sr-run's engine cache for ``--backend trt`` with an ``.onnx``
@@ -17,8 +17,14 @@ and the backend do, when called. No torch anywhere.
 from __future__ import annotations
 
 from sr_runtime.backends.trt.build import build_engine, export_engine
-from sr_runtime.backends.trt.cache import ENGINE_SUFFIX, cached_engine, default_cache_dir, engine_cache_key
-from sr_runtime.backends.trt.cuda import GpuInfo, current_gpu
+from sr_runtime.backends.trt.cache import (
+    ENGINE_SUFFIX,
+    cached_engine,
+    default_cache_dir,
+    engine_cache_key,
+    timing_cache_path,
+)
+from sr_runtime.backends.trt.cuda import GpuInfo, GpuProbe, current_gpu, probe_gpu
 from sr_runtime.backends.trt.flavor import Flavor, TrtFlavor, TrtMissingError, load_flavor
 from sr_runtime.backends.trt.profile import ShapeOutsideProfileError, ShapeProfile, profile_for
 from sr_runtime.backends.trt.runner import TrtBackend
@@ -28,6 +34,7 @@ __all__ = [
     "ENGINE_SUFFIX",
     "Flavor",
     "GpuInfo",
+    "GpuProbe",
     "ShapeOutsideProfileError",
     "ShapeProfile",
     "TrtBackend",
@@ -41,8 +48,10 @@ __all__ = [
     "engine_cache_key",
     "export_engine",
     "load_flavor",
+    "probe_gpu",
     "profile_for",
     "read_sidecar",
     "sidecar_path",
+    "timing_cache_path",
     "write_engine",
 ]

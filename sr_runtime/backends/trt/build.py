@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sr_runtime.backends.trt.cuda import current_gpu
+from sr_runtime.backends.trt.cuda import current_gpu, probe_gpu
 from sr_runtime.backends.trt.flavor import (
+    LOG,
     Flavor,
     TrtFlavor,
     cc_to_sm,
@@ -65,8 +66,9 @@ def build_engine(
         workspace_mib: builder workspace limit in MiB (None: the library default).
         timing_cache: a timing-cache file read before and rewritten after the build (TensorRT only;
             TensorRT-RTX keeps its tuning in the runtime cache instead, see the TensorRT backend).
-        compute_capabilities: RTX targets such as ``["8.6", "8.9"]`` or ``["current"]``; default: every
-            target from Ampere on. Ignored by TensorRT, which builds for the GPU it runs on.
+        compute_capabilities: RTX targets such as ``["8.6", "8.9"]`` or ``["current"]``; default: the support
+            matrix's portable set (8.6, 8.9, 12.0, 12.1; see ``RTX_PORTABLE_TARGETS``). Ignored by TensorRT,
+            which builds for the GPU it runs on.
         verbose: log everything the builder says.
 
     Returns:
@@ -156,7 +158,8 @@ def _choose_targets(fl: TrtFlavor, config: Any, compute_capabilities: Sequence[s
         return _rtx_targets(fl, config, compute_capabilities)
     gpu = current_gpu()
     if gpu is None:
-        raise SrError(f"{fl.label} builds engines on the GPU that will run them, and no CUDA device was found",
+        raise SrError(f"{fl.label} builds engines on the GPU that will run them, and no CUDA device was found "
+                      f"({probe_gpu().reason or 'none'})",
                       "Build on the target machine, or use --trt-flavor rtx (builds without a GPU).")
     _load_timing_cache(config, timing_cache)
     return {"compute_capabilities": [gpu.compute_capability], "gpu": gpu.name}
@@ -188,11 +191,19 @@ def _rtx_targets(fl: TrtFlavor, config: Any, compute_capabilities: Sequence[str]
 
 
 def _load_timing_cache(config: Any, path: Path | None) -> Any:
+    """Attach the timing cache in ``path`` (or an empty one) to the builder config.
+
+    Loaded strictly (``ignore_mismatch=False``): TensorRT refuses a cache recorded on another device, and
+    then an empty cache is used, so timings of another GPU model are never reused.
+    """
     blob = b""
     if path is not None and Path(path).is_file():
         blob = Path(path).read_bytes()
     cache = config.create_timing_cache(blob)
-    config.set_timing_cache(cache, ignore_mismatch=True)
+    if not config.set_timing_cache(cache, ignore_mismatch=False) and blob:
+        LOG.warning("%s: timing cache from another GPU or TensorRT ignored; a new one is recorded", path)
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, ignore_mismatch=False)
     return cache
 
 
@@ -221,7 +232,7 @@ def export_engine(
         flavor: ``auto``, ``tensorrt`` or ``rtx``.
         workspace_mib: builder workspace limit.
         timing_cache: TensorRT timing-cache file, read and updated (ignored by TensorRT-RTX).
-        compute_capabilities: TensorRT-RTX targets (``["8.6", "8.9"]``; default: Ampere and later).
+        compute_capabilities: TensorRT-RTX targets (``["8.6", "8.9"]``; default: 8.6, 8.9, 12.0, 12.1).
         verbose: builder log.
 
     Returns:

@@ -12,12 +12,22 @@ Both modules are imported by :func:`load_flavor` only, never at module import.
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sr_runtime.errors import MissingExtraError, SrError
 
 Flavor = Literal["auto", "tensorrt", "rtx"]
+
+LOG = logging.getLogger("sr_runtime.trt")
+"""TensorRT's own messages (warnings and errors) and the backend's warnings go here."""
+
+RTX_PORTABLE_TARGETS = ("SM86", "SM89", "SM120", "SM121")
+"""The compute capabilities of a portable TensorRT-RTX engine: the support matrix's Ampere (8.6), Ada (8.9) and
+Blackwell (12.0; 12.1 since 1.5) rows, which is also TensorRT-RTX's own portable default (8.6, 8.9, 12.0).
+Turing (7.5) needs an engine of its own (support-matrix note); 8.0 (A100) is a member of the module's
+``ComputeCapability`` but appears in no support matrix, and there is no 9.0 (H100/H200) at all."""
 
 
 class TrtMissingError(MissingExtraError):
@@ -69,9 +79,16 @@ class TrtFlavor:
         return flavor_label(self.name, self.version)
 
     def logger(self, verbose: bool = False) -> Any:
-        """A logger printing warnings and errors (or everything with ``verbose``)."""
-        lg = self.trt.Logger
-        return lg(lg.VERBOSE if verbose else lg.ERROR)
+        """The logger for builders and runtimes.
+
+        With ``verbose`` TensorRT's own logger printing everything; otherwise an ``ILogger`` that passes
+        warnings and errors to the ``sr_runtime.trt`` logging logger, so that TensorRT's warnings (such as
+        "using an engine plan file across different models of devices") reach the user and the tests.
+        """
+        if verbose:
+            lg = self.trt.Logger
+            return lg(lg.VERBOSE)
+        return _python_logger(self.trt, self.label)
 
     def network_flags(self) -> int:
         """Creation flags for a strongly typed network.
@@ -107,12 +124,33 @@ def load_flavor(flavor: Flavor = "auto") -> TrtFlavor:
     raise TrtMissingError(flavor, "; ".join(errors))
 
 
+def _python_logger(trt: Any, label: str) -> Any:
+    """An ``ILogger`` subclass instance forwarding WARNING and worse to :data:`LOG`."""
+    sev = trt.ILogger.Severity
+    levels = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING}
+
+    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            level = levels.get(severity)
+            if level is not None:
+                LOG.log(level, "%s: %s", label, msg)
+
+    return _Logger()
+
+
 # --------------------------------------------------------------------------------------------- RTX targets
 def rtx_default_targets(trt: Any) -> list[str]:
-    """Compute-capability targets of a portable TensorRT-RTX engine: every ``SMxy`` the module knows from
-    Ampere on (Turing needs its own engine, as the TensorRT-RTX support matrix says)."""
-    names = [n for n in trt.ComputeCapability.__members__ if n.startswith("SM")]
-    return [n for n in names if int(n[2:]) >= 80]
+    """Compute-capability targets of a portable TensorRT-RTX engine: those of :data:`RTX_PORTABLE_TARGETS` the
+    module knows, in its order."""
+    return [n for n in trt.ComputeCapability.__members__ if n in RTX_PORTABLE_TARGETS]
+
+
+def rtx_supports(trt: Any, compute_capability: str) -> bool:
+    """True when TensorRT-RTX can target this GPU (its ``ComputeCapability`` has the ``SMxy`` member)."""
+    return cc_to_sm(compute_capability) in trt.ComputeCapability.__members__
 
 
 def sm_to_cc(sm: str) -> str:

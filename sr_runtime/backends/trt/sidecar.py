@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sr_runtime.backends.trt.cuda import GpuInfo
-from sr_runtime.backends.trt.flavor import TrtFlavor, flavor_label
+from sr_runtime.backends.trt.cuda import GpuInfo, GpuProbe
+from sr_runtime.backends.trt.flavor import LOG, TrtFlavor, flavor_label
 from sr_runtime.backends.trt.profile import ShapeProfile
 from sr_runtime.errors import EngineMismatchError, ModelFileError, SrError
 from sr_runtime.fileio import atomic_write_bytes
@@ -104,25 +104,44 @@ def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
     return d
 
 
-def check_compatible(sidecar: dict[str, Any], fl: TrtFlavor, gpu: GpuInfo | None, source: str | Path) -> GpuInfo:
+def check_compatible(sidecar: dict[str, Any], fl: TrtFlavor, gpu: GpuInfo | GpuProbe | None,
+                     source: str | Path) -> GpuInfo:
     """Refuse an engine built for another TensorRT flavour/version or GPU, before TensorRT sees it.
+
+    An engine of full TensorRT built on another GPU model of the same compute capability (its sidecar names
+    the build GPU) is accepted with a warning: TensorRT runs it, possibly slower, and logs the same concern
+    (TensorRT-RTX compiles its kernels for the GPU it runs on, so no warning there).
+
+    Args:
+        sidecar: the engine's sidecar.
+        fl: the TensorRT flavour installed here.
+        gpu: this machine's GPU, or the probe that says why there is none.
+        source: the engine file, for messages.
 
     Returns:
         The GPU, known to match.
 
     Raises:
         EngineMismatchError: flavour, version or compute capability differ (the fix: rebuild with sr-export).
-        SrError: no CUDA device.
+        SrError: no usable CUDA device (the probe's reason: no driver, a driver too old for cuda-python, ...).
     """
     built_label = flavor_label(str(sidecar["flavor"]), str(sidecar["trt_version"]))
     if sidecar["flavor"] != fl.name or str(sidecar["trt_version"]) != fl.version:
         raise EngineMismatchError(f"the engine was built with {built_label}, this is {fl.label}", REBUILD, source)
-    if gpu is None:
-        raise SrError("no CUDA device found to run the TensorRT engine",
-                      "TensorRT needs an NVIDIA GPU; run the .onnx with --backend ort instead.", source)
+    probe = gpu if isinstance(gpu, GpuProbe) else GpuProbe(gpu, "no CUDA device found")
+    if probe.gpu is None:
+        reason = probe.reason or "no CUDA device found"
+        hint = probe.hint or "TensorRT needs an NVIDIA GPU; run the .onnx with --backend ort instead."
+        raise SrError(f"cannot run the TensorRT engine: {reason}", hint, source)
+    gpu = probe.gpu
     targets = [str(c) for c in sidecar["built_for"].get("compute_capabilities", [])]
     if gpu.compute_capability not in targets:
         raise EngineMismatchError(
             f"the engine was built for compute capability {', '.join(targets) or '?'}; "
             f"this GPU ({gpu.name}) is {gpu.compute_capability}", REBUILD, source)
+    built_on = sidecar["built_for"].get("gpu")
+    if fl.name == "tensorrt" and built_on and built_on != gpu.name:  # TensorRT-RTX compiles for the GPU here
+        LOG.warning("%s: the engine was built on %s, this GPU is %s (same compute capability %s): it runs, "
+                    "possibly slower; rebuild it here for full speed", source, built_on, gpu.name,
+                    gpu.compute_capability)
     return gpu
