@@ -34,8 +34,9 @@ clean:
 bench: $(VENV)/.installed
 	$(VPY) -m benchmarks.run $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-# `make bench-gpu`: on a CUDA machine (a CUDA build of torch, onnxruntime-gpu, tensorrt or tensorrt-rtx in
-# $(VENV)): torch fp16 vs ONNX Runtime CUDA vs TensorRT on 1080p frames into benchmarks/results/gpu.{json,md}.
+# `make bench-gpu`: the GPU check on a CUDA machine (docs/gpu.md): versions, gpu tests, our CUDA code on the real
+# driver, parity and frames/s against torch fp16 -> benchmarks/results/gpu/gpu.{json,md}. Without a venv:
+# `python -m benchmarks.gpu --out DIR` from a checkout with numpy, onnx, onnxruntime and torch.
 bench-gpu: $(VENV)/.installed
 	$(VPY) -m benchmarks.gpu $(BENCH_ARGS)
 

@@ -179,28 +179,7 @@ def test_synthetic_photo_is_deterministic():
     assert a.shape == (30, 40, 3) and a.dtype == np.uint8 and np.array_equal(a, b) and a.std() > 10
 
 
-# --------------------------------------------------------------------------- gpu.py (no GPU here)
-def test_gpu_report_renders_fps_ratios_and_skips():
-    from benchmarks import gpu
-
-    rows = [{"model": "M", "frames": 2, "torch-fp16": {"fps": 2.0}, "torch-fp16-resident": {"fps": 3.0},
-             "ort-cuda-fp32": {"skipped": "no CUDA provider"}, "trt-fp16-static": {"fps": 8.0}}]
-    lines = gpu.render(rows, "Fake GPU", 1080, 1920, "x", "2026-01-01 00:00 UTC")
-    assert lines[0] == "# sr-deploy GPU benchmark: Fake GPU"
-    row = next(s for s in lines if s.startswith("| M |"))
-    assert [c.strip() for c in row.split("|")[2:-1]] == ["2.00 (1.00×)", "3.00 (1.50×)", "skipped", "–",
-                                                         "8.00 (4.00×)", "–"]
-    assert "- ort-cuda-fp32: no CUDA provider" in lines
-    assert gpu.skip("a\n  b " + "x" * 400)["skipped"].startswith("a b x") and len(gpu.skip("x" * 400)["skipped"]) == 300
-
-
-def test_gpu_without_a_cuda_machine_exits_2(monkeypatch, capsys, tmp_path):
-    from benchmarks import gpu
-
-    monkeypatch.setattr(gpu.shutil, "which", lambda name: None)
-    assert gpu.main(["--out", str(tmp_path)]) == 2
-    assert "needs a CUDA machine" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+# gpu.py: tests/test_gpu_check.py
 
 
 # --------------------------------------------------------------------------- exporters.py
