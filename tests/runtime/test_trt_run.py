@@ -453,3 +453,14 @@ def test_no_cuda_bindings_at_all_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     with pytest.raises(MissingExtraError, match=r"sr-deploy\[trt\]"):
         trt_cuda.open_cuda(0)
+
+
+def test_close_on_a_broken_device_still_frees(engine, gpu):
+    be = TrtBackend(engine())
+    gpu.fail["cudaSetDevice"] = gpu.cudaError_t.cudaErrorDevicesUnavailable
+    assert be.free_memory() is None
+    with pytest.raises(SrError, match="cudaErrorDevicesUnavailable in cudaSetDevice"):
+        be.run(_batch(1))
+    be.close()
+    assert gpu.mem == {} and gpu.streams == {}
+    gpu.fail.clear()

@@ -16,6 +16,7 @@ refused by TensorRT-RTX and rebuilt) and saved on close.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from pathlib import Path
@@ -302,11 +303,11 @@ class TrtBackend(BackendBase):
             self._closed = True
             if cuda is None:
                 return
-            with cuda.activate():
-                try:
+            with contextlib.ExitStack() as active:
+                with contextlib.suppress(SrError):  # a broken device: free what can be freed anyway
+                    active.enter_context(cuda.activate())
+                with contextlib.suppress(SrError):
                     cuda.sync()
-                except SrError:
-                    pass
                 self._save_runtime_cache()
                 for ptr, host in self._bufs:
                     cuda.free(ptr, host)
