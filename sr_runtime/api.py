@@ -8,7 +8,7 @@ engine). The CLI calls it from its main thread only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +21,15 @@ from sr_runtime.errors import ImageError, ModelFileError, SrError
 from sr_runtime.image import Mode, image_mode, read_image
 from sr_runtime.info import ModelInfo
 from sr_runtime.memory import auto_tile, default_budget, parse_memory
-from sr_runtime.tiling import MIN_TILE, ModelFn, TileSettings, max_core, run_tiled, with_fp32_redo
+from sr_runtime.tiling import (
+    MIN_TILE,
+    ModelFn,
+    TileSettings,
+    max_core,
+    run_tiled,
+    run_tiled_many,
+    with_fp32_redo,
+)
 
 AlphaUpsampler = Literal["model", "realesrgan", "bicubic", "lanczos"]
 ALPHA_UPSAMPLERS: tuple[str, ...] = ("model", "realesrgan", "bicubic", "lanczos")
@@ -198,13 +206,15 @@ class Upscaler:
         max_tile, batch = self._engine_limits()
         return self._tile_for(h, w, max_tile, batch), batch
 
+    def _settings(self, tile: int, batch: int) -> TileSettings:
+        return TileSettings(scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch, pre_pad=self.pre_pad,
+                            size_multiple=self.info.size_multiple, windows=self.backend.window_shapes)
+
     def _run(self, img: np.ndarray, fn: ModelFn, fallback: ModelFn | None, out: np.ndarray, tile: int,
              batch: int, progress: Callable[[int, int], None] | None) -> None:
-        settings = TileSettings(scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch, pre_pad=self.pre_pad,
-                                size_multiple=self.info.size_multiple, windows=self.backend.window_shapes)
         if fallback is not None:
             fn = with_fp32_redo(fn, fallback, self.notify)
-        run_tiled(img, fn, settings, out=out, progress=progress, notify=self.notify)
+        run_tiled(img, fn, self._settings(tile, batch), out=out, progress=progress, notify=self.notify)
 
     def enhance(
         self,
@@ -233,11 +243,74 @@ class Upscaler:
         """
         img = _check_image(img, alpha_upsampler)
         mode = image_mode(img)
+        self._check_rgb_model()
+        out = self._upscale(img, mode, alpha_upsampler, progress)
+        return _resize(out, mode, self.scale, outscale), mode
+
+    def _check_rgb_model(self) -> None:
         if self.info.in_channels != 3 or self.info.out_channels != 3:
             raise SrError(f"the model maps {self.info.in_channels} to {self.info.out_channels} channels",
                           "sr-run upscales RGB models (3 in, 3 out).")
-        out = self._upscale(img, mode, alpha_upsampler, progress)
-        return _resize(out, mode, self.scale, outscale), mode
+
+    def enhance_frames(
+        self,
+        frames: Iterable[np.ndarray],
+        outscale: float | None = None,
+        *,
+        order: Literal["rgb", "bgr"] = "rgb",
+        size: tuple[int, int] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Upscale a stream of colour frames (a video), yielding each output frame in order.
+
+        Consecutive frames of one shape and dtype are stacked, up to ``batch`` per backend call, when a whole
+        frame fits the memory budget (``tile`` 0 or ``"auto"``); larger frames go through the tiler one by one.
+        Each output equals ``enhance(frame)`` for the same frame (the backends compute batch items
+        independently). Frames are pulled lazily: at most ``batch`` are held at a time.
+
+        Args:
+            frames: ``(H, W, 3)`` uint8 or uint16 arrays (e.g. PyAV's ``frame.to_ndarray(format="rgb24")``).
+            outscale: final scale as in :meth:`enhance` (Lanczos from the model's scale).
+            order: channel order of ``frames`` (and of the outputs): ``rgb`` (PyAV) or ``bgr`` (OpenCV).
+            size: exact output ``(width, height)``, overriding ``outscale`` (e.g. even sizes for 4:2:0 video).
+
+        Yields:
+            ``(H', W', 3)`` arrays of the input dtype, in the input order.
+
+        Raises:
+            ImageError: a frame that is not ``(H, W, 3)`` uint8/uint16; SrError, OutOfMemory: as :meth:`enhance`.
+        """
+        self._check_rgb_model()
+        group: list[np.ndarray] = []
+        limit = 1
+        for frame in frames:
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype not in (np.uint8, np.uint16):
+                raise ImageError(f"frames must be (H, W, 3) uint8 or uint16, got {frame.shape} {frame.dtype}")
+            if group and (frame.shape != group[0].shape or frame.dtype != group[0].dtype):
+                yield from self._frames(group, outscale, order, size)
+                group = []
+            if not group:
+                limit = self.plan(*frame.shape[:2])[1]
+            group.append(frame if order == "rgb" else frame[..., ::-1])
+            if len(group) >= limit:
+                yield from self._frames(group, outscale, order, size)
+                group = []
+        if group:
+            yield from self._frames(group, outscale, order, size)
+
+    def _frames(self, group: list[np.ndarray], outscale: float | None, order: str,
+                size: tuple[int, int] | None) -> Iterator[np.ndarray]:
+        """The upscaled RGB ``group`` (one shape), resized and in ``order``."""
+        tile, batch = self.plan(*group[0].shape[:2])
+        fn: ModelFn = self.backend.run
+        fallback = self._fallback_fn()
+        if fallback is not None:
+            fn = with_fp32_redo(fn, fallback, self.notify)
+        for out in run_tiled_many(group, fn, self._settings(tile, batch), notify=self.notify):
+            if size is not None and (out.shape[1], out.shape[0]) != tuple(size):
+                out = cv2.resize(out, tuple(size), interpolation=cv2.INTER_LANCZOS4)
+            elif size is None:
+                out = _resize(out, "RGB", self.scale, outscale)
+            yield out if order == "rgb" else np.ascontiguousarray(out[..., ::-1])
 
     def _upscale(self, img: np.ndarray, mode: Mode, alpha_upsampler: AlphaUpsampler,
                  progress: Callable[[int, int], None] | None) -> np.ndarray:

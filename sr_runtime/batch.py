@@ -26,6 +26,7 @@ from tqdm import tqdm
 from sr_runtime import signals
 from sr_runtime.errors import SrError
 from sr_runtime.image import IMAGE_SUFFIXES, LoadedImage, read_image, write_image
+from sr_runtime.video.probe import is_video
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Job:
     """Output image (its suffix is the format)."""
     auto_ext: bool = False
     """The format follows the input (``--ext auto``): an image with alpha is then written as png."""
+    video: bool = False
+    """A video (found by probing, :func:`sr_runtime.video.probe.is_video`): upscaled frame by frame into a video."""
 
 
 @dataclass(frozen=True)
@@ -60,19 +63,38 @@ class BatchResult:
     """Files written."""
     interrupted: bool = False
     """Stopped by Ctrl-C."""
+    frames: int = 0
+    """Video frames written."""
+    frame_seconds: float = 0.0
+    """Wall time spent on videos (part of ``seconds``)."""
 
     def summary(self) -> str:
-        """``done 3, failed 1, skipped 0 in 2.1 s (1.52 MP/s)``."""
-        rate = self.megapixels / self.seconds if self.seconds > 0 else 0.0
+        """``done 3, failed 1, skipped 0 in 2.1 s (1.52 MP/s)``; with videos ``(..., 240 frames at 9.8 frames/s)``."""
+        rates = []
+        if self.megapixels > 0 or not self.frames:
+            image_s = self.seconds - self.frame_seconds
+            rates.append(f"{self.megapixels / image_s if image_s > 0 else 0.0:.2f} MP/s")
+        if self.frames:
+            fps = self.frames / self.frame_seconds if self.frame_seconds > 0 else 0.0
+            rates.append(f"{self.frames} frames at {fps:.2f} frames/s")
         text = (f"done {self.done}, failed {self.failed}, skipped {self.skipped} in {self.seconds:.1f} s "
-                f"({rate:.2f} MP/s)")
+                f"({', '.join(rates)})")
         return text + (", interrupted" if self.interrupted else "")
+
+    def __add__(self, other: BatchResult) -> BatchResult:
+        """Two runs one after the other (images, then videos) as one result."""
+        return BatchResult(self.done + other.done, self.failed + other.failed, self.skipped + other.skipped,
+                           self.seconds + other.seconds, self.megapixels + other.megapixels,
+                           self.errors + other.errors, self.outputs + other.outputs,
+                           self.interrupted or other.interrupted, self.frames + other.frames,
+                           self.frame_seconds + other.frame_seconds)
 
 
 # --------------------------------------------------------------------------- planning
 def collect_inputs(inp: str | Path) -> list[Path]:
-    """Image files named by ``inp``: a file, a folder (its entries with an image suffix, sorted, not recursive) or
-    a glob. Entries that are not regular files are kept: reading them fails with a line saying what they are.
+    """Files named by ``inp``: a file, a folder (its entries with an image suffix, and its videos, sorted, not
+    recursive) or a glob. Entries that are not regular files are kept: reading them fails with a line saying
+    what they are. In a folder, files without an image suffix are probed (:func:`is_video`).
 
     Raises:
         SrError: nothing matches.
@@ -82,10 +104,12 @@ def collect_inputs(inp: str | Path) -> list[Path]:
         return [p]
     if p.is_dir():
         # every entry named like an image, also a folder "x.png" or a broken link: each is reported and counted
-        # as failed by the reader rather than skipped in silence
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        # as failed by the reader rather than skipped in silence; other files count when they probe as videos
+        files = sorted(f for f in p.iterdir()
+                       if f.suffix.lower() in IMAGE_SUFFIXES or (f.is_file() and is_video(f)))
         if not files:
-            raise SrError("no images in the folder", f"sr-run reads {', '.join(IMAGE_SUFFIXES)} files.", p)
+            raise SrError("no images or videos in the folder",
+                          f"sr-run reads {', '.join(IMAGE_SUFFIXES)} files and videos.", p)
         return files
     if glob.has_magic(str(inp)):
         files = sorted(Path(f) for f in glob.glob(str(inp), recursive=True)
@@ -112,7 +136,8 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
 
     Args:
         inputs: from :func:`collect_inputs`.
-        out: a folder, or for a single input file a file name with an image suffix.
+        out: a folder, or for a single input file a file name (an image suffix for an image, a container
+            suffix such as ``.mp4`` for a video).
         suffix: appended to the stem (``""``: none).
         ext: ``auto`` (the input's format), or ``png``/``jpg``/``webp``/...
         single_file: IN named one file (then an OUT with an image suffix is the output file itself).
@@ -125,21 +150,43 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
     jobs: list[Job] = []
     seen: dict[Path, Path] = {}
     for src in inputs:
-        if as_file:
-            dst = o if ext == "auto" else o.with_suffix("." + _norm_ext(ext))
-            auto = False
-        else:
-            e = _norm_ext(src.suffix) if ext == "auto" else _norm_ext(ext)
-            dst = o / (f"{src.stem}_{suffix}.{e}" if suffix else f"{src.stem}.{e}")
-            auto = ext == "auto"
+        job = (_video_job(src, o, suffix, single_file and len(inputs) == 1) if is_video(src)
+               else _image_job(src, o, as_file, suffix, ext))
+        dst = job.dst
         if _real(dst) == _real(src):
             raise SrError("the output would overwrite the input", "Use another OUT folder or a --suffix.", src)
         if _real(dst) in seen:
             raise SrError(f"{seen[_real(dst)].name} and {src.name} would both be written to {dst}",
                           "Use --ext to keep formats apart or rename one of them.", src)
         seen[_real(dst)] = src
-        jobs.append(Job(src, dst, auto))
+        jobs.append(job)
     return jobs
+
+
+def _image_job(src: Path, out: Path, as_file: bool, suffix: str, ext: str) -> Job:
+    """An image's job: OUT itself (``as_file``) or ``OUT/<stem>_<suffix>.<ext>``."""
+    if as_file:
+        return Job(src, out if ext == "auto" else out.with_suffix("." + _norm_ext(ext)), False)
+    e = _norm_ext(src.suffix) if ext == "auto" else _norm_ext(ext)
+    return Job(src, out / (f"{src.stem}_{suffix}.{e}" if suffix else f"{src.stem}.{e}"), ext == "auto")
+
+
+def _video_job(src: Path, out: Path, suffix: str, single: bool) -> Job:
+    """A video's job: OUT itself when it names a file for a single input, else ``OUT/<stem>_<suffix>.<ext>``
+    (the input's container, ``.mkv`` where nothing writes it).
+
+    Raises:
+        SrError: OUT names an image file.
+    """
+    from sr_runtime.video.encode import output_suffix
+
+    if single and out.suffix and not out.is_dir():
+        if out.suffix.lower() in IMAGE_SUFFIXES:
+            raise SrError("a video is written as a video", "Name OUT .mp4, .mkv, .mov or .webm, or give a folder.",
+                          src)
+        return Job(src, out, video=True)
+    e = output_suffix(src)
+    return Job(src, out / (f"{src.stem}_{suffix}{e}" if suffix else f"{src.stem}{e}"), video=True)
 
 
 # --------------------------------------------------------------------------- running

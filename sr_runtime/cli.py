@@ -100,18 +100,27 @@ def print_info(model: str) -> None:
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse inputs with more pixels than this.")
 @click.option("--max-memory", default=None, help="Memory budget for --tile auto (e.g. 4G). Default: 1/4 of free RAM.")
+@click.option("--codec", default="libx264", show_default=True,
+              help="Video encoder (e.g. libx265, libvpx-vp9, libsvtav1, ffv1, png).")
+@click.option("--crf", type=click.IntRange(0, 63), default=None,
+              help="Video quality, lower is better. Default: 18 where the codec takes a CRF.")
+@click.option("--preset", default=None, help="Video encoder preset (e.g. slow for libx264/libx265).")
+@click.option("--pix-fmt", default=None,
+              help="Video pixel format. Default: the input's when the codec can, else yuv420p (10-bit stays 10-bit).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, notes or summary.")
 @click.option("--info", "info_model", metavar="MODEL", default=None,
               help="Print a model's metadata and the available providers, then exit.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 def main(inp: str | None, out: str | None, tile: str, info_model: str | None, debug: bool, **flags) -> None:
-    """Upscale images with an exported super-resolution model.
+    """Upscale images and videos with an exported super-resolution model.
 
-    IN is an image, a folder or a glob ('photos/*.jpg'); OUT is a folder, or a file name for one image.
+    IN is an image, a video, a folder or a glob ('photos/*.jpg'); OUT is a folder, or a file name for one
+    input. Videos keep their frames, timing, sound and colours (extra 'video': pip install 'sr-deploy[video]').
 
     \b
     Examples:
       sr-run photo.jpg photo_x4.png
+      sr-run clip.mp4 clip_x4.mp4 --crf 16
       sr-run photos/ out/ --model model.onnx
       sr-run big.tif out/ --tile auto --max-memory 2G
       sr-run --info model.onnx

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sr_runtime.batch import (
     BatchOptions,
     BatchResult,
+    Job,
     collect_inputs,
     default_writers,
     note_writer,
@@ -27,6 +28,10 @@ from sr_runtime.batch import (
     run_batch,
 )
 from sr_runtime.errors import SrError
+
+if TYPE_CHECKING:
+    from sr_runtime.api import Upscaler
+    from sr_runtime.video.pipeline import VideoOptions
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,22 @@ class RunOptions:
     """No progress bars and no notes."""
     debug: bool = False
     """Print the traceback of each failed file before its error line (other files still run)."""
+    codec: str = "libx264"
+    """Video encoder (videos only)."""
+    crf: int | None = None
+    """Video constant rate factor; None: 18 where the codec takes one."""
+    preset: str | None = None
+    """Video encoder preset (e.g. ``slow``); None: the encoder's default."""
+    pix_fmt: str | None = None
+    """Video pixel format; None: the input's when the codec can, else yuv420p (10-bit kept where it can)."""
+
+    def video_options(self) -> VideoOptions:
+        """The video part, for :func:`sr_runtime.video.pipeline.upscale_video`."""
+        from sr_runtime.video.encode import EncodeOptions
+        from sr_runtime.video.pipeline import VideoOptions
+
+        return VideoOptions(EncodeOptions(self.codec, self.crf, self.preset, self.pix_fmt), outscale=self.outscale,
+                            quiet=self.quiet, max_pixels=self.max_pixels)
 
     def batch_options(self) -> BatchOptions:
         """The file-level part, for :func:`sr_runtime.batch.run_batch`."""
@@ -97,7 +118,20 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
             if isinstance(opts.tile, int) and opts.tile > 0 and opts.tile_pad < radius:
                 note(f"--tile-pad {opts.tile_pad} is below the model's receptive radius {radius}: "
                      "tile seams are possible")
-        return run_batch(jobs, up.enhance, opts.batch_options())
+        return _run_jobs(jobs, up, opts)
+
+
+def _run_jobs(jobs: list[Job], up: Upscaler, opts: RunOptions) -> BatchResult:
+    """Images through :func:`run_batch`, then videos through :func:`~sr_runtime.video.pipeline.run_videos`."""
+    images = [j for j in jobs if not j.video]
+    videos = [j for j in jobs if j.video]
+    result = run_batch(images, up.enhance, opts.batch_options()) if images or not videos else None
+    if videos and not (result and result.interrupted):
+        from sr_runtime.video.pipeline import run_videos
+
+        done = run_videos(videos, up, opts.video_options(), skip_existing=opts.skip_existing, debug=opts.debug)
+        result = done if result is None else result + done
+    return result
 
 
 def _clean_stale_outputs(jobs: list) -> None:

@@ -24,7 +24,7 @@ chooses by what the backend declares (:data:`WindowShapes`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -490,6 +490,20 @@ def _fixed_window(plan: TilePlan, settings: TileSettings) -> tuple[int, int] | N
     return max(full, plan.window[0]), max(full, plan.window[1])
 
 
+def _check_output(x: np.ndarray, y: np.ndarray, scale: int) -> None:
+    """Refuse a model output of the wrong shape or with NaN/Inf values.
+
+    Raises:
+        SrError: ``y`` is not ``(N, C, h*scale, w*scale)`` for input ``x``, or not finite.
+    """
+    expect_hw = (x.shape[2] * scale, x.shape[3] * scale)
+    if y.ndim != 4 or y.shape[0] != x.shape[0] or tuple(y.shape[2:]) != expect_hw:
+        raise SrError(f"the model returned shape {tuple(y.shape)} for input {tuple(x.shape)}",
+                      f"Expected (N, C, {expect_hw[0]}, {expect_hw[1]}); is the model's scale {scale}?")
+    if not np.isfinite(y).all():
+        raise SrError("the model produced NaN/Inf values", "Run it in fp32 (--fp32); fp16 overflows in some models.")
+
+
 def _run_plan(src: np.ndarray, plan: TilePlan, fn: ModelFn, settings: TileSettings, canvas: _Canvas,
               top_in: float, progress: Callable[[int, int], None] | None) -> np.ndarray:
     """Run every tile of ``plan`` through ``fn`` in batches and paste the cores into the canvas."""
@@ -501,17 +515,59 @@ def _run_plan(src: np.ndarray, plan: TilePlan, fn: ModelFn, settings: TileSettin
         group = tiles[i:i + batch]
         x = _to_batch(src, group, top_in, window)
         y = fn(x)
-        expect_hw = (x.shape[2] * scale, x.shape[3] * scale)
-        if y.ndim != 4 or y.shape[0] != len(group) or tuple(y.shape[2:]) != expect_hw:
-            raise SrError(f"the model returned shape {tuple(y.shape)} for input {tuple(x.shape)}",
-                          f"Expected (N, C, {expect_hw[0]}, {expect_hw[1]}); is the model's scale {scale}?")
+        _check_output(x, y, scale)
         canvas.take(y.shape[1])
-        if not np.isfinite(y).all():
-            raise SrError("the model produced NaN/Inf values",
-                          "Run it in fp32 (--fp32); fp16 overflows in some models.")
         for t, yt in zip(group, y):
             canvas.paste(yt, t, scale)
         done += len(group)
         if progress is not None:
             progress(done, total)
     return canvas.array
+
+
+def run_tiled_many(imgs: Sequence[np.ndarray], fn: ModelFn, settings: TileSettings, *,
+                   notify: Callable[[str], None] | None = None) -> list[np.ndarray]:
+    """Upscale images of one shape and dtype (the frames of a video): ``[run_tiled(i, fn, settings) ...]``.
+
+    When the plan is one whole-image tile, up to ``settings.batch`` images go through ``fn`` in one call
+    (stacked as N); otherwise (tiled images, a fixed-window model) each image is tiled by :func:`run_tiled`.
+    The outputs are identical to one :func:`run_tiled` call per image when ``fn`` computes each batch item
+    independently (every backend does).
+
+    Args:
+        imgs: ``(H, W, C)`` arrays of one shape and dtype (see :func:`run_tiled`).
+        fn: the model function (see :func:`run_tiled`).
+        settings: as for :func:`run_tiled`; ``batch`` is images per call here.
+        notify: where one-time messages go (see :func:`run_tiled`).
+
+    Returns:
+        One ``(H*scale, W*scale, C_out)`` array per image, in order, of the images' dtype.
+
+    Raises:
+        OutOfMemory, SrError, ValueError: as :func:`run_tiled`; ValueError also for mixed shapes or dtypes.
+    """
+    if not imgs:
+        return []
+    shape, dtype = imgs[0].shape, imgs[0].dtype
+    if any(i.shape != shape or i.dtype != dtype for i in imgs) or len(shape) != 3:
+        raise ValueError("run_tiled_many takes (H, W, C) images of one shape and dtype")
+    padded = [pad_input(i, settings.pre_pad, settings.size_multiple) for i in imgs]
+    plan = plan_for(padded[0].shape[0], padded[0].shape[1], settings)
+    if len(imgs) == 1 or len(plan) != 1 or _fixed_window(plan, settings) is not None:
+        return [run_tiled(i, fn, settings, notify=notify) for i in imgs]
+    tile, top, s = plan.tiles[0], _dtype_max(dtype), settings.scale
+    outs: list[np.ndarray] = []
+    for k in range(0, len(imgs), settings.batch):
+        x = np.concatenate([_to_batch(p, [tile], top, None) for p in padded[k:k + settings.batch]])
+        try:
+            y = fn(x)
+        except OutOfMemory:  # run_tiled halves the batch, then the tile
+            outs += [run_tiled(i, fn, settings, notify=notify) for i in imgs[k:k + settings.batch]]
+            continue
+        _check_output(x, y, s)
+        for yi in y:
+            canvas = _Canvas(shape[0] * s, shape[1] * s, dtype, None)
+            canvas.take(yi.shape[0])
+            canvas.paste(yi, tile, s)
+            outs.append(canvas.array)
+    return outs
