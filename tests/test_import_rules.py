@@ -45,8 +45,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 """Package -> top-level names it must never import (on top of benchmarks, scripts and tests)."""
 NOT_LIBRARY = ("benchmarks", "scripts", "tests")
-HEAVY_AT_IMPORT = ("torch", "sr_train", "sr_export", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda")
-"""What importing any sr_runtime module must not load (backends import their engines when a model is opened)."""
+HEAVY_AT_IMPORT = ("torch", "sr_train", "sr_export", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda", "av")
+"""What importing any sr_runtime module must not load (backends import their engines when a model is opened, the
+video package PyAV when a video is read)."""
 
 
 def module_name(path: Path) -> str:
