@@ -950,7 +950,20 @@ def main(argv: list[str] | None = None) -> int:
 
     written = write_report(json_path, out_dir)
     log(f"wrote {json_path} and {', '.join(str(p) for p in written)} in {meta['total_s']:.0f}s")
+    _video_section(out_dir, a.quick, a.threads, log)
     return 0
+
+
+def _video_section(out_dir: Path, quick: bool, threads: int, log: Any) -> None:
+    """The video benchmark (benchmarks/video.py) when PyAV is installed: video.{json,md} beside bench.json."""
+    import importlib.util
+
+    if importlib.util.find_spec("av") is None:
+        log("video benchmark skipped: PyAV is not installed (pip install -e '.[video]')")
+        return
+    from benchmarks.video import run_bench
+
+    run_bench(out_dir, quick=quick, threads=threads, log=log)
 
 
 def _flops(s: ModelSpec) -> float:
