@@ -86,6 +86,8 @@ class Upscaler:
         fp32_model: an fp32 model (path or open Backend) used to redo tiles whose reduced-precision output
             is NaN/Inf; default ``x.onnx`` next to ``x_fp16.onnx``.
         notify: where one-time messages go (fp32 redo, smaller tile, format notes); default the logger.
+        scale: the model's scale as the caller knows it (upstream's ``scale``): an ONNX without sr-deploy
+            metadata is probed and must upscale by this; a model with metadata must say this.
 
     Raises:
         ModelFileError, MissingExtraError, SrError: see :func:`open_backend`.
@@ -105,6 +107,7 @@ class Upscaler:
         max_memory: int | str | None = None,
         fp32_model: str | Path | Backend | None = None,
         notify: Callable[[str], None] | None = None,
+        scale: int | None = None,
     ) -> None:
         if tile != "auto" and (not isinstance(tile, int) or tile < 0):
             raise SrError(f"bad tile '{tile}'", "Use a tile size in pixels, 0 for no tiling, or 'auto'.")
@@ -116,8 +119,8 @@ class Upscaler:
         if isinstance(model_path, (str, Path)) or model_path is None:
             self.model_path: Path | None = Path(model_path) if model_path is not None else default_model_path()
             profile_tile = tile if isinstance(tile, int) and tile > 0 else 256
-            self.backend: Backend = open_backend(self.model_path, backend, threads, fp16,
-                                                 tile=profile_tile, tile_pad=self.tile_pad, batch=self.batch)
+            self.backend: Backend = open_backend(self.model_path, backend, threads, fp16, tile=profile_tile,
+                                                 tile_pad=self.tile_pad, batch=self.batch, scale=scale)
         else:
             self.model_path, self.backend = None, model_path
         self.info: ModelInfo = self.backend.info
@@ -190,6 +193,8 @@ class Upscaler:
         return max_tile, max(1, min(self.batch, int(mx[0])))
 
     def _tile_for(self, h: int, w: int, max_tile: int | None, batch: int) -> int:
+        if self.backend.window_shapes == "fixed" and max_tile is not None:
+            return max_tile  # one window shape only: every window is exactly the model's input
         if self.tile != "auto":
             tile = int(self.tile)
             if max_tile is not None and (tile == 0 or tile > max_tile):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from sr_runtime import signals
 from sr_runtime.errors import SrError
 from sr_runtime.image import IMAGE_SUFFIXES, LoadedImage, read_image, write_image
+from sr_runtime.video import VIDEO_SUFFIXES
 from sr_runtime.video.probe import is_video
 
 
@@ -136,21 +137,30 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
 
     Args:
         inputs: from :func:`collect_inputs`.
-        out: a folder, or for a single input file a file name (an image suffix for an image, a container
+        out: a folder, or for a single input a file name (an image suffix for an image, a container
             suffix such as ``.mp4`` for a video).
         suffix: appended to the stem (``""``: none).
         ext: ``auto`` (the input's format), or ``png``/``jpg``/``webp``/...
-        single_file: IN named one file (then an OUT with an image suffix is the output file itself).
+        single_file: kept for callers of earlier versions; one input and an OUT with an image or video
+            suffix (that is not an existing folder) always name the output file itself.
 
     Raises:
-        SrError: an output would overwrite its input, or two inputs map to one output.
+        SrError: OUT names a file (an image or video suffix, or an existing file) while there are several
+            inputs; an output would overwrite its input; two inputs map to one output.
     """
+    del single_file
     o = Path(out)
-    as_file = single_file and len(inputs) == 1 and o.suffix.lower() in IMAGE_SUFFIXES and not o.is_dir()
+    names_file = o.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not o.is_dir()
+    as_file = len(inputs) == 1 and names_file
+    if not as_file and (names_file or (o.exists() and not o.is_dir())):
+        what = "is an existing file" if o.exists() else f"has a file suffix ({o.suffix})"
+        raise SrError(f"OUT {what}, but IN has {len(inputs)} files",
+                      "Give a folder as OUT (each output is written there as <name>_<suffix>.<ext>).", o)
+    as_file = as_file and o.suffix.lower() in IMAGE_SUFFIXES
     jobs: list[Job] = []
     seen: dict[Path, Path] = {}
     for src in inputs:
-        job = (_video_job(src, o, suffix, single_file and len(inputs) == 1) if is_video(src)
+        job = (_video_job(src, o, suffix, len(inputs) == 1) if is_video(src)
                else _image_job(src, o, as_file, suffix, ext))
         dst = job.dst
         if _real(dst) == _real(src):
@@ -187,6 +197,47 @@ def _video_job(src: Path, out: Path, suffix: str, single: bool) -> Job:
         return Job(src, out, video=True)
     e = output_suffix(src)
     return Job(src, out / (f"{src.stem}_{suffix}{e}" if suffix else f"{src.stem}{e}"), video=True)
+
+
+def check_outputs(jobs: list[Job], out: str | Path, *, overwrite: bool = False, skip_existing: bool = False) -> None:
+    """Refuse, before any model is loaded, outputs that cannot or must not be written.
+
+    OUT named as a file (one input) must not exist unless ``overwrite`` (or ``skip_existing``, which then skips
+    it); the output folder must be a folder, or creatable inside a writable one. Outputs inside an OUT folder
+    are replaced as upstream does (``skip_existing`` keeps them).
+
+    Raises:
+        SrError: an existing OUT file, a path through a file, or a folder that is not writable.
+    """
+    if not jobs:
+        return
+    o = Path(out)
+    if len(jobs) == 1 and jobs[0].dst.parent != o:  # OUT names the output file itself
+        dst = jobs[0].dst
+        if dst.is_dir():
+            raise SrError("OUT is an existing folder with an image suffix", "Name another output file.", dst)
+        if dst.exists() and not (overwrite or skip_existing):
+            raise SrError("OUT exists", "Pass --overwrite to replace it (or --skip-existing to keep it).", dst)
+    folder = jobs[0].dst.parent
+    check_writable_folder(folder)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """The folder exists and is writable, or can be created: its nearest existing parent is a writable folder.
+
+    Raises:
+        SrError: a path component is a file, or the folder (or its nearest existing parent) is not writable.
+    """
+    for parent in (folder, *folder.parents):
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise SrError(f"cannot write into {folder}: {parent} is a file, not a folder",
+                          "Choose another output path.", folder)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            where = "" if parent == folder else f" (its parent {parent} is not writable)"
+            raise SrError(f"the output folder is not writable{where}", "Choose a folder you can write to.", folder)
+        return
 
 
 # --------------------------------------------------------------------------- running

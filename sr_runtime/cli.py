@@ -35,7 +35,7 @@ def print_info(model: str) -> None:
     from sr_runtime.backends import ENGINE_SUFFIXES
     from sr_runtime.backends.ort import available_providers
     from sr_runtime.errors import ModelFileError
-    from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo, export_first_error, read_onnx_info
+    from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo, export_first_error
 
     p = Path(model)
     if p.suffix.lower() in MODEL_SUFFIXES_TORCH:
@@ -52,7 +52,7 @@ def print_info(model: str) -> None:
             raise ModelFileError(f"unreadable sidecar ({exc})", "Rebuild it with sr-export --trt.", side) from None
         extra = {k: d[k] for k in ("flavor", "trt_version", "built_for", "profile") if k in d}
     else:
-        info = read_onnx_info(p)
+        info = _onnx_info(p)
     click.echo(f"model: {p}")
     for k, v in info.to_dict().items():
         if v in ({}, "", None) and k not in ("arch", "scale"):
@@ -60,7 +60,11 @@ def print_info(model: str) -> None:
         click.echo(f"  {k}: {json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}")
     for k, v in extra.items():
         click.echo(f"  engine.{k}: {json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}")
-    click.echo(f"  safe --tile-pad: >= {info.receptive_radius} (receptive radius; tiled == whole image)")
+    if info.extra.get("probed"):
+        click.echo("  no sr-deploy metadata: scale and channels found by a probe run; receptive radius unknown "
+                   "(sr-export --metadata MODEL.onnx measures it and writes a copy with metadata)")
+    else:
+        click.echo(f"  safe --tile-pad: >= {info.receptive_radius} (receptive radius; tiled == whole image)")
     provs = available_providers()
     click.echo(f"onnxruntime providers: {', '.join(provs) if provs else 'onnxruntime not installed'}")
     trt = []
@@ -71,6 +75,20 @@ def print_info(model: str) -> None:
         except Exception:  # noqa: BLE001 - only reporting what is importable
             pass
     click.echo(f"tensorrt: {', '.join(trt) if trt else 'not installed'}")
+
+
+def _onnx_info(path: Path):
+    """The metadata of an ONNX file, or what a probe run finds for a model without it."""
+    from sr_runtime.info import ModelInfo, read_onnx_metadata
+    from sr_runtime.probe import has_metadata
+
+    props = read_onnx_metadata(path)
+    if has_metadata(props):
+        return ModelInfo.from_metadata_props(props, path)
+    from sr_runtime.backends.ort import OrtBackend
+
+    with OrtBackend(path, "cpu") as be:
+        return be.info
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,6 +116,7 @@ def print_info(model: str) -> None:
               show_default=True, help="Output format; auto keeps the input's (png for images with alpha).")
 @click.option("--suffix", default="out", show_default=True, help="Appended to output names in a folder ('' for none).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT when it names an existing file (refused otherwise).")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse inputs with more pixels than this.")
 @click.option("--max-memory", default=None, help="Memory budget for --tile auto (e.g. 4G). Default: 1/4 of free RAM.")
 @click.option("--codec", default="libx264", show_default=True,

@@ -132,7 +132,8 @@ class ModelInfo:
         if not d:
             raise ModelFileError(
                 "the model carries no sr-deploy metadata (scale, channels, padding)",
-                "Export it with 'sr-export CHECKPOINT.pth' so that sr-run knows its scale.",
+                "sr-run probes such an ONNX with ONNX Runtime; for TensorRT, write a copy with metadata first: "
+                "sr-export --metadata MODEL.onnx.",
                 source,
             )
         return cls.from_dict(d, source)

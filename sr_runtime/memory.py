@@ -4,7 +4,7 @@ The estimate is deliberately simple: peak bytes per *input* pixel of a tile wind
 ``bytes_per_value x (ACTIVATION_MAPS x num_feat x res + 2 x (in_channels + out_channels x scale^2))``, where
 ``res`` is how many pixels the widest feature maps have per input pixel (1 for SRVGGNetCompact, whose features
 stay at input resolution; ``scale^2`` for RRDBNet, whose last convs run on ``num_feat`` channels at output
-resolution). ``ACTIVATION_MAPS`` (live feature maps at the peak, engine arena slack included) was calibrated
+resolution, and for a model of unknown architecture, a probed ONNX without metadata). ``ACTIVATION_MAPS`` (live feature maps at the peak, engine arena slack included) was calibrated
 against ONNX Runtime 1.32 CPU's peak RSS growth for one batch (num_feat 64, tiles 128-192, batch 1-2):
 SRVGGNetCompact x4 measured 1015-1346 B/px (estimate 1624), RRDBNet x4 13597-16192 (18832),
 RRDBNet x2 3518-4335 (4744). See docs/runtime.md.
@@ -33,7 +33,7 @@ def bytes_per_pixel(info: ModelInfo) -> float:
     hp = info.hparams or {}
     feat = float(hp.get("num_feat", 64))
     s2 = float(info.scale * info.scale)
-    res = s2 if info.arch == "RRDBNet" else 1.0
+    res = s2 if info.arch in ("RRDBNet", "unknown") else 1.0  # unknown (a probed ONNX): assume the larger
     width = 2.0 if info.precision == "float16" else 4.0
     return width * (ACTIVATION_MAPS * feat * res) + 4.0 * 2.0 * (info.in_channels + info.out_channels * s2)
 

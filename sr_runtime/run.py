@@ -12,6 +12,7 @@ stderr, one error line per bad file, Ctrl-C handling, a :class:`~sr_runtime.batc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from sr_runtime.batch import (
     BatchOptions,
     BatchResult,
     Job,
+    check_outputs,
     collect_inputs,
     default_writers,
     note_writer,
@@ -64,6 +66,8 @@ class RunOptions:
     """Appended to output names in a folder (``""``: none)."""
     skip_existing: bool = False
     """Skip inputs whose output exists."""
+    overwrite: bool = False
+    """Replace an existing OUT file (OUT named as a file); without it an existing one is refused up front."""
     max_pixels: int | None = None
     """Refuse inputs with more pixels than this (a per-file error)."""
     max_memory: int | str | None = None
@@ -89,6 +93,16 @@ class RunOptions:
         return VideoOptions(EncodeOptions(self.codec, self.crf, self.preset, self.pix_fmt), outscale=self.outscale,
                             quiet=self.quiet, max_pixels=self.max_pixels)
 
+    def check(self) -> None:
+        """Refuse option values that would only fail once per file after the model ran.
+
+        Raises:
+            SrError: a non-positive or non-finite ``outscale``.
+        """
+        if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
+            raise SrError(f"bad --outscale {self.outscale:g}",
+                          "Use a positive scale such as 2 or 3.5 (omit it for the model's own scale).")
+
     def batch_options(self) -> BatchOptions:
         """The file-level part, for :func:`sr_runtime.batch.run_batch`."""
         return BatchOptions(outscale=self.outscale, alpha_upsampler=self.alpha_upsampler,
@@ -99,14 +113,19 @@ class RunOptions:
 def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None = None) -> BatchResult:
     """Upscale ``inp`` (an image, a folder or a glob) into ``out`` (a folder, or a file name for one image).
 
+    Everything that does not need the model is checked before it loads: the options, the inputs, OUT against
+    the number of inputs, an existing OUT file (refused unless ``overwrite``) and a writable output folder.
+
     Raises:
-        SrError: nothing to do (no inputs, clashing outputs) or the model cannot be used; errors of single
-            files are reported in the result instead (``failed``, ``errors``).
+        SrError: nothing to do (no inputs, clashing outputs), a bad option or output path, or the model cannot
+            be used; errors of single files are reported in the result instead (``failed``, ``errors``).
     """
     from sr_runtime.api import Upscaler
 
     opts = options or RunOptions()
-    jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext, single_file=Path(inp).is_file())
+    opts.check()
+    jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext)
+    check_outputs(jobs, out, overwrite=opts.overwrite, skip_existing=opts.skip_existing)
     _clean_stale_outputs(jobs)
     note = note_writer(opts.quiet)
     path = model_file(opts, note)
@@ -153,12 +172,16 @@ def model_file(opts: RunOptions, note: Callable[[str], None]) -> Path:
         SrError: ``fp16=False`` for an fp16 model without an fp32 sibling; no default model is shipped.
     """
     from sr_runtime.api import _fp32_sibling, default_model_path
-    from sr_runtime.info import read_onnx_info
+    from sr_runtime.info import ModelInfo, read_onnx_metadata
+    from sr_runtime.probe import has_metadata
 
     path = Path(opts.model) if opts.model else default_model_path()
     if opts.fp16 is None or path.suffix.lower() != ".onnx" or not path.is_file():
         return path
-    precision = read_onnx_info(path).precision
+    props = read_onnx_metadata(path)
+    if not has_metadata(props):
+        return path  # a foreign ONNX: its precision is whatever its graph computes in
+    precision = ModelInfo.from_metadata_props(props, path).precision
     if opts.fp16 is False and precision == "float16":
         sibling = _fp32_sibling(path)
         if sibling is None:

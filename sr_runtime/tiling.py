@@ -267,7 +267,28 @@ def plan_for(height: int, width: int, settings: TileSettings) -> TilePlan:
     Every :data:`WindowShapes` kind gets the same-shape balanced plan of :func:`plan_tiles` today; this is the
     one place that will give ``any`` clipped edge windows (issue 12).
     """
-    return plan_tiles(height, width, tile=settings.tile, pad=settings.pad, size_multiple=settings.size_multiple)
+    plan = plan_tiles(height, width, tile=settings.tile, pad=settings.pad, size_multiple=settings.size_multiple)
+    if settings.windows == "fixed" and settings.tile > 0:
+        return _widen(plan, window_side(settings.tile, settings.pad, plan.size_multiple))
+    return plan
+
+
+def _widen(plan: TilePlan, side: int) -> TilePlan:
+    """Every window grown to ``side`` (or the whole axis when the image is smaller), reading real context.
+
+    A fixed-shape model takes only ``side`` x ``side`` windows: balanced cores leave smaller ones, which would
+    otherwise be padded with repeated edge pixels; reading more of the image instead keeps tiled output equal to
+    whole-image output wherever the image is at least one window large.
+    """
+    win = (min(side, plan.height), min(side, plan.width))
+    if win == plan.window:
+        return plan
+    tiles = []
+    for t in plan.tiles:
+        wy = min(max(t.core.y0 - plan.pad, 0), plan.height - win[0])
+        wx = min(max(t.core.x0 - plan.pad, 0), plan.width - win[1])
+        tiles.append(Tile(t.index, Region(wy, wx, wy + win[0], wx + win[1]), t.core))
+    return replace(plan, window=win, tiles=tuple(tiles))
 
 
 # --------------------------------------------------------------------------- running

@@ -28,6 +28,7 @@ def open_backend(
     tile_pad: int = 10,
     batch: int = 1,
     cache_dir: str | Path | None = None,
+    scale: int | None = None,
 ) -> Backend:
     """Open an exported model with the requested backend.
 
@@ -45,6 +46,8 @@ def open_backend(
         fp16: build/run fp16 where the backend decides precision (TensorRT); an fp16 ONNX file is fp16 anyway.
         tile, tile_pad, batch: the shape profile of an engine built from an ``.onnx`` (``trt`` only).
         cache_dir: engine cache folder (``trt`` only; None: the default cache).
+        scale: the scale the caller expects (``--scale``); needed by nothing with sr-deploy metadata, it checks
+            a probed ONNX without metadata (see :mod:`sr_runtime.probe`).
 
     Raises:
         ModelFileError: missing/corrupt file, a training checkpoint, or an unknown suffix.
@@ -79,14 +82,14 @@ def open_backend(
     from sr_runtime.backends.ort import OrtBackend, available_providers
 
     if backend == "ort":
-        return OrtBackend(p, "cpu", threads)
+        return OrtBackend(p, "cpu", threads, scale=scale)
     if backend == "ort-cuda":
-        return OrtBackend(p, "cuda", threads, fp16)
+        return OrtBackend(p, "cuda", threads, fp16, scale=scale)
     if "CUDAExecutionProvider" in available_providers():
         try:
-            return OrtBackend(p, "cuda", threads, fp16)
+            return OrtBackend(p, "cuda", threads, fp16, scale=scale)
         except ModelFileError:
             raise
         except SrError:
             pass  # the GPU build without a usable GPU: auto means the CPU is fine
-    return OrtBackend(p, "cpu", threads)
+    return OrtBackend(p, "cpu", threads, scale=scale)

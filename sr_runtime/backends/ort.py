@@ -14,9 +14,10 @@ from typing import Any, Literal
 import numpy as np
 
 from sr_runtime import signals
-from sr_runtime.backends.base import BackendBase, check_batch, is_oom_message, run_error
+from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, check_model_path
+from sr_runtime.probe import NotSuperResolution, TensorSpec, check_graph, has_metadata, probe_model
 from sr_runtime.tiling import WindowShapes
 
 Device = Literal["cpu", "cuda"]
@@ -101,15 +102,19 @@ class OrtBackend(BackendBase):
             heuristics pick per shape at no cost; ONNX Runtime's own default ``EXHAUSTIVE`` benchmarks every
             algorithm for every new convolution shape, which a tiled run with edge windows of other sizes
             pays again and again; ``DEFAULT`` always takes implicit-precomp GEMM (least memory, slowest).
+        scale: the scale the caller expects (``--scale``): a model without sr-deploy metadata is probed
+            (:mod:`sr_runtime.probe`) and must upscale by this; with metadata it must say this.
 
     Raises:
-        ModelFileError: missing, corrupt or non-ONNX file, a training checkpoint, or no sr-deploy metadata.
+        ModelFileError: missing, corrupt or non-ONNX file, a training checkpoint, or no image SR model
+            (:class:`~sr_runtime.probe.NotSuperResolution`: a classifier, forged metadata).
         MissingExtraError: onnxruntime is not installed.
         SrError: the requested GPU execution provider is unavailable.
     """
 
     def __init__(self, path: str | Path, device: Device = "cpu", threads: int | None = None,
-                 fp16: bool = False, *, device_id: int = 0, conv_algo_search: ConvAlgoSearch = "HEURISTIC") -> None:
+                 fp16: bool = False, *, device_id: int = 0, conv_algo_search: ConvAlgoSearch = "HEURISTIC",
+                 scale: int | None = None) -> None:
         self.path: Path = Path(path)
         self.device = device
         if device not in _PROVIDERS:
@@ -147,17 +152,38 @@ class OrtBackend(BackendBase):
                 f"asked for {wanted[0]} but ONNX Runtime runs {', '.join(got) or 'nothing'}",
                 _LIBS_HINT, self.path)
         self.provider: str = got[0]
-        # the metadata ORT has just parsed: no second read of the file (and no onnx import) per model
-        props = self._session.get_modelmeta().custom_metadata_map
-        self.info: ModelInfo = ModelInfo.from_metadata_props(dict(props), self.path)
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        names_in = [i.name for i in inputs]
-        names_out = [o.name for o in outputs]
-        self._in = self.info.input_name if self.info.input_name in names_in else names_in[0]
-        self._out = self.info.output_name if self.info.output_name in names_out else names_out[0]
-        in_type = next(i.type for i in inputs if i.name == self._in)
-        self._io_dtype = np.float16 if "float16" in in_type else np.float32
         self._lock = threading.Lock()
+        self.info: ModelInfo = self._model_info(scale)
+        self._in, self._out = self.info.input_name, self.info.output_name
+        in_type = next(i.type for i in self._session.get_inputs() if i.name == self._in)
+        self._io_dtype = np.float16 if "float16" in in_type else np.float32
+        fixed = self.info.extra.get("fixed_input") if self.info.extra else None
+        self._fixed: Shape | None = tuple(int(d) for d in fixed) if fixed else None  # type: ignore[assignment]
+
+    def _model_info(self, scale: int | None) -> ModelInfo:
+        """The metadata ORT has just parsed (no second read of the file, no onnx import), checked against the
+        graph; without metadata, the probed info (:func:`~sr_runtime.probe.probe_model`)."""
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        props = dict(self._session.get_modelmeta().custom_metadata_map)
+        if not has_metadata(props):
+            if len(inputs) != 1:
+                raise NotSuperResolution(f"the model takes {len(inputs)} inputs, not one image",
+                                         "sr-run runs models with one image input.", self.path)
+            inp, out = TensorSpec.from_ort(inputs[0]), TensorSpec.from_ort(outputs[0])
+
+            def run(x: np.ndarray) -> np.ndarray:
+                return self._session.run([out.name], {inp.name: x})[0]
+
+            return probe_model(run, inp, out, self.path, scale)
+        info = ModelInfo.from_metadata_props(props, self.path)
+        names_in, names_out = [i.name for i in inputs], [o.name for o in outputs]
+        inp = inputs[names_in.index(info.input_name) if info.input_name in names_in else 0]
+        out = outputs[names_out.index(info.output_name) if info.output_name in names_out else 0]
+        check_graph(TensorSpec.from_ort(inp), TensorSpec.from_ort(out), info, self.path)
+        if scale is not None and int(scale) != info.scale:
+            raise SrError(f"--scale {scale} was given, but the model's metadata says x{info.scale}",
+                          f"Drop --scale or pass --scale {info.scale}.", self.path)
+        return info.replace(input_name=inp.name, output_name=out.name)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run a float32 ``(N, C, h, w)`` RGB batch in [0, 1]; returns a new float32
@@ -182,8 +208,14 @@ class OrtBackend(BackendBase):
 
     @property
     def window_shapes(self) -> WindowShapes:
-        """``any``: the CPU and CUDA providers take every shape."""
-        return "any"
+        """``fixed`` for a graph with a fixed input shape (a plain static export), else ``any``: the CPU and
+        CUDA providers take every shape."""
+        return "fixed" if self._fixed is not None else "any"
+
+    @property
+    def max_shape(self) -> Shape | None:
+        """The fixed input shape of a static graph, else no limit."""
+        return self._fixed
 
     def close(self) -> None:
         """Release the session."""

@@ -146,7 +146,8 @@ def test_missing_file_and_unknown_suffix(tmp_path):
         open_backend(tmp_path / "m.xyz")
 
 
-def test_onnx_without_metadata(tmp_path):
+def test_onnx_without_metadata_is_probed(tmp_path):
+    """A graph without sr-deploy metadata is probed (issue 18): an Identity on 1x3x4x4 is a fixed-shape x1."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     import onnx
@@ -157,8 +158,10 @@ def test_onnx_without_metadata(tmp_path):
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 4, 4])])
     p = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph), str(p))
-    with pytest.raises(ModelFileError, match="no sr-deploy metadata"):
-        OrtBackend(p)
+    with OrtBackend(p) as be:
+        assert (be.info.scale, be.info.arch, be.window_shapes, be.max_shape) == (1, "unknown", "fixed", (1, 3, 4, 4))
+    with pytest.raises(SrError, match="--scale 4 was given, but the model upscales x1"):
+        OrtBackend(p, scale=4)
 
 
 def test_gpu_request_on_cpu_build_is_an_error(onnx_model):
