@@ -123,6 +123,33 @@ def check_graph(inp: TensorSpec, out: TensorSpec, info: ModelInfo | None, path: 
                 "The metadata does not belong to this graph; re-export the model with sr-export.", path)
 
 
+def check_scale(run: Run, inp: TensorSpec, info: ModelInfo, path: str | Path | None) -> None:
+    """Run the model once on a tiny input and refuse it when the output contradicts the metadata's scale or
+    channels (a forged file whose graph has dynamic shapes, which :func:`check_graph` cannot see).
+
+    The input is ``8 x 8`` (a multiple of every size multiple), or the graph's fixed shape: a few milliseconds
+    for the networks sr-deploy exports, about 0.1 s for a 23-block RRDBNet on two CPU cores.
+
+    Raises:
+        NotSuperResolution: the output is not ``C_out x 8s x 8s``, or the model does not run on the input.
+    """
+    m = max(1, info.size_multiple)
+    hw = inp.fixed_hw or (-(-8 // m) * m,) * 2
+    x = _probe_input(TensorSpec(inp.name, (1, info.in_channels, None, None), inp.dtype), hw)
+    try:
+        y = np.asarray(run(x))
+    except Exception as exc:  # noqa: BLE001 - engines raise their own classes
+        text = exc.message if isinstance(exc, SrError) else " ".join(str(exc).split())[:200]
+        raise NotSuperResolution(f"the model does not run on a {'x'.join(map(str, x.shape))} input ({text})",
+                                 "Re-export it with sr-export.", path) from None
+    want = (1, info.out_channels, hw[0] * info.scale, hw[1] * info.scale)
+    if tuple(y.shape) != want:
+        raise NotSuperResolution(
+            f"the metadata says x{info.scale}, but a {'x'.join(map(str, x.shape))} input gave "
+            f"{'x'.join(map(str, y.shape))}",
+            "The metadata does not belong to this graph; re-export the model with sr-export.", path)
+
+
 def _probe_input(inp: TensorSpec, hw: tuple[int, int]) -> np.ndarray:
     n = inp.shape[0] or 1
     c = inp.shape[1] or 3
