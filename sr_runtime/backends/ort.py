@@ -17,7 +17,14 @@ from sr_runtime import signals
 from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, check_model_path
-from sr_runtime.probe import NotSuperResolution, TensorSpec, check_graph, check_scale, has_metadata, probe_model
+from sr_runtime.probe import (
+    NotSuperResolution,
+    TensorSpec,
+    check_graph,
+    check_scale,
+    has_metadata,
+    probe_model,
+)
 from sr_runtime.tiling import WindowShapes
 
 Device = Literal["cpu", "cuda"]
