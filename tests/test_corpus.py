@@ -42,8 +42,6 @@ LINUX = sys.platform.startswith("linux")
 NO_HEADER_GUARD = pytest.mark.xfail(
     importlib.util.find_spec("sr_runtime.imageheader") is None, strict=True,
     reason="the header-only size check (f-stream's sr_runtime/imageheader.py) has not landed")
-NO_PROBE = importlib.util.find_spec("sr_runtime.probe") is None
-"""i-upstream's graph check and probe run (forged metadata refused up front, OUT checked first) not landed."""
 linux_only = pytest.mark.skipif(not LINUX, reason="uses /proc, inotify or mount namespaces (Linux)")
 
 
@@ -133,9 +131,6 @@ def _three_images(tmp_path: Path) -> Path:
     return src
 
 
-UP_FRONT = pytest.mark.xfail(NO_PROBE, strict=True, reason="i-upstream's probe has not landed")
-
-
 @pytest.mark.parametrize("flag", ["--model", "--info"])
 @pytest.mark.parametrize("case", [pytest.param(n, id=n) for n in (
     "truncated ONNX", "zero-byte ONNX", "text as .onnx", "classifier, forged x4", "x2 graph, forged x4",
@@ -143,8 +138,6 @@ UP_FRONT = pytest.mark.xfail(NO_PROBE, strict=True, reason="i-upstream's probe h
     "engine without sidecar", "checkpoint as model", "missing model", "unknown suffix")])
 def test_model_files(corpus, tmp_path, flag, case):
     c = next(x for x in by_kind(corpus, "model") if x.name == case)
-    if NO_PROBE and flag == "--model" and c.extra.get("up_front"):
-        pytest.xfail("refused per image until i-upstream's probe lands")
     out = tmp_path / "out"
     args = ["--info", c.path] if flag == "--info" else [_three_images(tmp_path), out, "--model", c.path, "-q"]
     secret = c.extra.get("secret")
@@ -253,7 +246,6 @@ def test_input_equals_output(corpus, model, tmp_path):
     assert "overwrite the input" in r.errors()[0] and src.read_bytes() == before
 
 
-@UP_FRONT
 def test_out_is_an_existing_file_found_before_the_model(tmp_path):
     """Found before any model is opened: with a model that does not exist the error is still about OUT."""
     out = tmp_path / "out.txt"
