@@ -25,6 +25,7 @@ from sr_runtime.tiling import (
     MIN_TILE,
     ModelFn,
     TileSettings,
+    default_pad,
     max_core,
     run_tiled,
     run_tiled_many,
@@ -75,7 +76,8 @@ class Upscaler:
         tile: core tile size in input pixels, ``0`` for the whole image, or ``"auto"`` (the largest tile
             whose estimated memory fits ``max_memory``).
         tile_pad: context around each tile; tiled output equals whole-image output when it is at least the
-            model's ``receptive_radius`` (see ``info``).
+            model's ``receptive_radius`` (see ``info``). None: :func:`~sr_runtime.tiling.default_pad`, the
+            radius where it is cheap (SRVGGNetCompact), else upstream's 10.
         pre_pad: reflect padding at the bottom/right, cropped afterwards (upstream semantics).
         batch: tiles per backend call.
         backend: ``auto``, ``ort``, ``ort-cuda`` or ``trt`` (see :func:`sr_runtime.backends.open_backend`).
@@ -97,7 +99,7 @@ class Upscaler:
         self,
         model_path: str | Path | Backend | None = None,
         tile: int | Literal["auto"] = 0,
-        tile_pad: int = 10,
+        tile_pad: int | None = 10,
         pre_pad: int = 10,
         *,
         batch: int = 1,
@@ -111,19 +113,21 @@ class Upscaler:
     ) -> None:
         if tile != "auto" and (not isinstance(tile, int) or tile < 0):
             raise SrError(f"bad tile '{tile}'", "Use a tile size in pixels, 0 for no tiling, or 'auto'.")
-        if tile_pad < 0 or pre_pad < 0 or batch < 1:
+        if (tile_pad is not None and tile_pad < 0) or pre_pad < 0 or batch < 1:
             raise SrError("tile_pad and pre_pad must be >= 0 and batch >= 1")
-        self.tile, self.tile_pad, self.pre_pad, self.batch = tile, int(tile_pad), int(pre_pad), int(batch)
+        self.tile, self.pre_pad, self.batch = tile, int(pre_pad), int(batch)
         self.notify = notify
         self.max_memory = parse_memory(max_memory) if isinstance(max_memory, str) else max_memory
         if isinstance(model_path, (str, Path)) or model_path is None:
             self.model_path: Path | None = Path(model_path) if model_path is not None else default_model_path()
             profile_tile = tile if isinstance(tile, int) and tile > 0 else 256
             self.backend: Backend = open_backend(self.model_path, backend, threads, fp16, tile=profile_tile,
-                                                 tile_pad=self.tile_pad, batch=self.batch, scale=scale)
+                                                 tile_pad=tile_pad, batch=self.batch, scale=scale)
         else:
             self.model_path, self.backend = None, model_path
         self.info: ModelInfo = self.backend.info
+        self.tile_pad: int = default_pad(self.info) if tile_pad is None else int(tile_pad)
+        """Context around each tile (the model's default when None was given)."""
         self.scale: int = self.info.scale
         self._backend_name, self._threads = backend, threads
         self._reduced = self.backend.reduced_precision
@@ -134,6 +138,7 @@ class Upscaler:
         elif fp32_model is not None:
             self._fallback = fp32_model
         self._lock = threading.Lock()
+        self._said: set[str] = set()
 
     # ------------------------------------------------------------------ backends
     @property
@@ -192,24 +197,38 @@ class Upscaler:
                           "Lower --tile-pad or rebuild the engine for larger tiles.")
         return max_tile, max(1, min(self.batch, int(mx[0])))
 
+    def _say(self, msg: str) -> None:
+        """Send a note to ``notify`` once per distinct message."""
+        if self.notify is not None and msg not in self._said:
+            self._said.add(msg)
+            self.notify(msg)
+
     def _tile_for(self, h: int, w: int, max_tile: int | None, batch: int) -> int:
         if self.backend.window_shapes == "fixed" and max_tile is not None:
             return max_tile  # one window shape only: every window is exactly the model's input
         if self.tile != "auto":
             tile = int(self.tile)
             if max_tile is not None and (tile == 0 or tile > max_tile):
-                if self.notify is not None and tile:
-                    self.notify(f"the engine's profile limits the tile to {max_tile}")
+                if tile:
+                    self._say(f"the engine's profile limits the tile to {max_tile}")
                 tile = max_tile
             return tile
         budget = self.max_memory or default_budget(self.backend.free_memory())
-        return auto_tile(self.info, h + self.pre_pad, w + self.pre_pad, pad=self.tile_pad, batch=batch,
+        tile = auto_tile(self.info, h + self.pre_pad, w + self.pre_pad, pad=self.tile_pad, batch=batch,
                          budget=budget, min_tile=MIN_TILE, max_tile=max_tile)
+        self._say(f"--tile auto: {f'tile {tile}' if tile else 'whole image'} for {w}x{h} "
+                  f"(memory budget {budget / 2**20:.0f} MB)")
+        return tile
 
     def plan(self, h: int, w: int) -> tuple[int, int]:
         """The ``(tile, batch)`` used for an ``h`` x ``w`` image (``tile`` 0: whole image)."""
         max_tile, batch = self._engine_limits()
-        return self._tile_for(h, w, max_tile, batch), batch
+        tile = self._tile_for(h, w, max_tile, batch)
+        if 0 < tile < self.tile_pad:
+            side = tile + 2 * self.tile_pad
+            self._say(f"--tile-pad {self.tile_pad} is larger than the tile {tile}: each window computes "
+                      f"{side * side / tile / tile:.0f}x its tile's pixels; use a larger --tile")
+        return tile, batch
 
     def _settings(self, tile: int, batch: int) -> TileSettings:
         return TileSettings(scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch, pre_pad=self.pre_pad,

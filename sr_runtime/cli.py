@@ -99,8 +99,9 @@ def _onnx_info(path: Path):
 @click.option("-s", "--outscale", type=float, default=None,
               help="Final scale; another value than the model's is a Lanczos resize afterwards.")
 @click.option("-t", "--tile", default="auto", show_default=True, help=_TILE_HELP)
-@click.option("--tile-pad", type=click.IntRange(0), default=10, show_default=True,
-              help="Context pixels around each tile (exact when >= the model's receptive radius, see --info).")
+@click.option("--tile-pad", type=click.IntRange(0), default=None,
+              help="Context pixels around each tile (exact when >= the model's receptive radius, see --info). "
+                   "Default: the radius when it is at most 40 (SRVGGNetCompact: num_conv + 2), else 10.")
 @click.option("--pre-pad", type=click.IntRange(0), default=0, show_default=True,
               help="Reflect padding at the bottom/right edges, cropped afterwards.")
 @click.option("-b", "--batch", type=click.IntRange(1), default=4, show_default=True, help="Tiles per model call.")

@@ -46,8 +46,9 @@ class RunOptions:
     """Final scale; another value than the model's is a Lanczos resize afterwards. None: the model's."""
     tile: int | Literal["auto"] = "auto"
     """Tile size in input pixels, 0 for the whole image, or ``"auto"`` (largest that fits ``max_memory``)."""
-    tile_pad: int = 10
-    """Context pixels around each tile (exact when >= the model's receptive radius)."""
+    tile_pad: int | None = None
+    """Context pixels around each tile (exact when >= the model's receptive radius). None: the radius where it
+    is cheap (SRVGGNetCompact), else upstream's 10 (:func:`sr_runtime.tiling.default_pad`)."""
     pre_pad: int = 0
     """Reflect padding at the bottom/right edges, cropped afterwards."""
     batch: int = 4
@@ -134,8 +135,8 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
         if not opts.quiet:
             note(f"{path.name}: {up.info.arch} x{up.scale} on {up.provider}")
             radius = up.info.receptive_radius
-            if isinstance(opts.tile, int) and opts.tile > 0 and opts.tile_pad < radius:
-                note(f"--tile-pad {opts.tile_pad} is below the model's receptive radius {radius}: "
+            if isinstance(opts.tile, int) and opts.tile > 0 and up.tile_pad < radius:
+                note(f"--tile-pad {up.tile_pad} is below the model's receptive radius {radius}: "
                      "tile seams are possible")
         return _run_jobs(jobs, up, opts)
 

@@ -1,24 +1,30 @@
 """Tiled inference as a pure function over a tile plan (after chaiNNer's upscale tiler): no backend, no torch.
 
 Semantics follow upstream ``RealESRGANer`` (``tile``, ``tile_pad``, ``pre_pad``, mod-padding for scale 1/2
-models), with four differences:
+models). Two plans, chosen by what the model function accepts (:func:`plan_for`, :data:`WindowShapes`):
 
-- cores are balanced: an axis of ``size`` pixels gets ``n = ceil(size / tile)`` cores of about ``size / n``
-  pixels (``tile`` is the largest core, not a fixed one), so no thin remainder tile carries a full window;
-- every tile window has the same shape: windows at the right/bottom edge are shifted inwards (they read
-  *more* real context, never padding), so several tiles stack into one batch and an engine sees one shape;
-- window origins, sizes and the padding are multiples of ``size_multiple`` so pixel-unshuffle grids align;
-- each tile's core is written straight into the uint8/uint16 output canvas (no full-size float32 output);
-- padding uses numpy's ``reflect`` (works for 1-pixel and tiny images, where torch's reflect fails).
+- **clipped** (:func:`plan_clipped`, for backends that take any shape: ONNX Runtime, OpenVINO): each window is
+  its core plus ``pad`` pixels of context, clipped at the image border, as upstream cuts them; the cores are
+  laid out so that the windows come out near-equal (edge cores are ``pad`` larger than inner ones), so the
+  tiles execute ``size + 2 * pad * (n - 1)`` pixels per axis, upstream's figure or less, and windows of one
+  shape are stacked into one call;
+- **same** (:func:`plan_tiles`, for engines built for one shape): cores are balanced (an axis of ``size``
+  pixels gets ``n = ceil(size / tile)`` cores of about ``size / n`` pixels) and every window has the same
+  shape: windows at the right/bottom edge are shifted inwards (they read *more* real context, never padding);
+  ``fixed`` widens them to exactly :func:`window_side` pixels.
+
+In both, window origins, sizes and the padding are multiples of ``size_multiple`` so pixel-unshuffle grids
+align; each tile's core is written straight into the uint8/uint16 output canvas (no full-size float32 output);
+padding uses numpy's ``reflect`` (works for 1-pixel and tiny images, where torch's reflect fails).
 
 Exactness: a core pixel's output depends on input within the model's receptive radius ``r``. Every window
 holds its core plus at least ``pad`` pixels of real context on each side (or reaches the image border,
 exactly as the whole-image run does), so with ``pad >= r`` tiled output equals whole-image output.
+:func:`default_pad` gives the radius as the default pad where it is cheap.
 
 The arithmetic of cores, pads and windows is written here once (:func:`core_side`, :func:`pad_side`,
 :func:`window_side`, :func:`max_core`): TensorRT profiles, engine limits and parity inputs call it. The tiler
-itself is :func:`run_tiled` over a :class:`TileSettings` value; a plan comes from :func:`plan_for`, which
-chooses by what the backend declares (:data:`WindowShapes`).
+itself is :func:`run_tiled` over a :class:`TileSettings` value.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Literal
 import numpy as np
 
 from sr_runtime.errors import OutOfMemory, SrError
+from sr_runtime.info import ModelInfo
 
 LOG = logging.getLogger("sr_runtime")
 
@@ -44,14 +51,29 @@ WindowShapes = Literal["any", "same", "fixed"]
 """Which window shapes a model function accepts; each backend declares it (``Backend.window_shapes``):
 
 - ``any``: every ``(N, C, h, w)`` with ``h`` and ``w`` multiples of the size multiple (ONNX Runtime, OpenVINO
-  with dynamic shapes);
-- ``same``: any shape in range, but it is built and tuned for one window shape per run (TensorRT engines);
-- ``fixed``: one window shape only: an image smaller than a window is edge-padded up to
-  ``window_side(tile, pad)`` (a static engine).
-
-:func:`plan_for` gives ``any`` and ``same`` the same-shape balanced plan of :func:`plan_tiles` for now (clipped
-edge windows for ``any`` are issue 12's); ``fixed`` pads small images.
+  with dynamic shapes): windows are clipped at the border (:func:`plan_clipped`);
+- ``same``: any shape in range, but it is built and tuned for one window shape per run (TensorRT engines):
+  same-shape windows (:func:`plan_tiles`);
+- ``fixed``: one window shape only: windows of ``window_side(tile, pad)``; an image smaller than a window is
+  edge-padded up to it (a static engine).
 """
+
+UPSTREAM_PAD = 10
+"""Upstream's ``tile_pad``: the default pad of models whose receptive radius is large or unknown."""
+MAX_DEFAULT_PAD = 40
+"""The largest receptive radius :func:`default_pad` takes as the pad (SRVGGNetCompact: ``num_conv + 2``, 18 and
+34 for the official models); RRDBNet's (349 for 23 blocks) would multiply the work, so it keeps
+:data:`UPSTREAM_PAD`."""
+
+
+def default_pad(info: ModelInfo) -> int:
+    """The default ``tile_pad`` for a model: its receptive radius when known and at most
+    :data:`MAX_DEFAULT_PAD` (tiled output then equals whole-image output), else upstream's 10.
+
+    A radius of 0 means unknown (an ONNX exported before the field existed, or probed without metadata).
+    """
+    r = int(info.receptive_radius or 0)
+    return r if 0 < r <= MAX_DEFAULT_PAD else UPSTREAM_PAD
 
 
 # --------------------------------------------------------------------------- the arithmetic, once
@@ -143,7 +165,7 @@ class Tile:
     index: int
     """Position in the plan (row-major)."""
     src: Region
-    """Window read from the (padded) input; every window of a plan has the same shape."""
+    """Window read from the (padded) input (one shape for every tile of a same-shape plan)."""
     core: Region
     """Input pixels this tile is responsible for; the cores partition the padded input."""
 
@@ -170,7 +192,8 @@ class TilePlan:
     pad: int
     """Context on each side of a core (``tile_pad`` rounded up to ``size_multiple``)."""
     window: tuple[int, int]
-    """``(h, w)`` of every tile window: ``min(tile + 2 * pad, image size)``."""
+    """``(h, w)`` of every tile window of a same-shape plan (``min(tile + 2 * pad, image size)``); the largest
+    window of a clipped plan."""
     size_multiple: int
     """Window origins and sizes are multiples of this."""
     tiles: tuple[Tile, ...]
@@ -200,6 +223,26 @@ def _balanced(size: int, tile: int, m: int) -> int:
     return min(tile, round_up(-(-size // n), m))
 
 
+def _check_request(height: int, width: int, tile: int, pad: int, size_multiple: int) -> int:
+    """The size multiple (>= 1) of a valid plan request.
+
+    Raises:
+        ValueError: negative sizes, or sizes that are not multiples of ``size_multiple``.
+    """
+    m = max(1, int(size_multiple))
+    if height <= 0 or width <= 0 or tile < 0 or pad < 0:
+        raise ValueError(f"bad tile plan request: {height}x{width}, tile {tile}, pad {pad}")
+    if height % m or width % m:
+        raise ValueError(f"image {height}x{width} is not a multiple of {m}; pad it first")
+    return m
+
+
+def _whole(height: int, width: int, m: int) -> TilePlan:
+    """One tile: the whole image."""
+    core = Region(0, 0, height, width)
+    return TilePlan(height, width, max(height, width), 0, (height, width), m, (Tile(0, core, core),))
+
+
 def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: int = 1) -> TilePlan:
     """Cut a ``height`` x ``width`` input into a grid of balanced cores with equal-shape windows.
 
@@ -215,14 +258,9 @@ def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: i
     Raises:
         ValueError: negative sizes, or sizes that are not multiples of ``size_multiple``.
     """
-    m = max(1, int(size_multiple))
-    if height <= 0 or width <= 0 or tile < 0 or pad < 0:
-        raise ValueError(f"bad tile plan request: {height}x{width}, tile {tile}, pad {pad}")
-    if height % m or width % m:
-        raise ValueError(f"image {height}x{width} is not a multiple of {m}; pad it first")
+    m = _check_request(height, width, tile, pad, size_multiple)
     if tile == 0 or (tile >= height and tile >= width):
-        core = Region(0, 0, height, width)
-        return TilePlan(height, width, max(height, width), 0, (height, width), m, (Tile(0, core, core),))
+        return _whole(height, width, m)
     t, p = core_side(tile, m), pad_side(pad, m)
     ty, tx = _balanced(height, t, m), _balanced(width, t, m)
     win = (min(ty + 2 * p, height), min(tx + 2 * p, width))
@@ -231,6 +269,59 @@ def plan_tiles(height: int, width: int, *, tile: int, pad: int, size_multiple: i
         for cx0, cx1, wx in _axis(width, tx, p, win[1]):
             tiles.append(Tile(len(tiles), Region(wy, wx, wy + win[0], wx + win[1]), Region(cy0, cx0, cy1, cx1)))
     return TilePlan(height, width, max(ty, tx), p, win, m, tuple(tiles))
+
+
+def _clipped_axis(size: int, tile: int, pad: int, m: int) -> list[tuple[int, int, int, int]]:
+    """(core_start, core_end, window_start, window_end) along one axis of a clipped plan.
+
+    ``n`` windows of at most ``tile + 2 * pad`` cover ``size + 2 * pad * (n - 1)`` pixels (each inner seam is
+    read twice, ``pad`` on either side); the fewest that fit is ``ceil((size - 2 * pad) / tile)`` and the window
+    sides are that total split as evenly as multiples of ``m`` allow. An axis that fits one window is one window.
+    """
+    if size <= tile + 2 * pad:
+        return [(0, size, 0, size)]
+    n = -(-(size - 2 * pad) // tile)
+    base, rem = divmod((size + 2 * pad * (n - 1)) // m, n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + (base + (i < rem)) * m
+        out.append((start + pad if i else 0, end - pad if i < n - 1 else size, start, end))
+        start = end - 2 * pad
+    return out
+
+
+def plan_clipped(height: int, width: int, *, tile: int, pad: int, size_multiple: int = 1) -> TilePlan:
+    """Cut a ``height`` x ``width`` input into windows clipped at the border, as upstream cuts them.
+
+    Every window is its core plus ``pad`` pixels on each side that is not the image border, never shifted,
+    so the tiles execute what upstream's do (640x448 at tile 256 / pad 10: 1.11x the image's pixels) or less:
+    the cores are laid out so that the windows are near-equal (at most two sides per axis, a multiple of
+    ``size_multiple`` apart) and at most ``window_side(tile, pad)``; an axis that fits one window
+    (``size <= tile + 2 * pad``) is not cut. For backends that take any input shape (``windows="any"``).
+
+    Args:
+        height, width, tile, pad, size_multiple: as :func:`plan_tiles`.
+
+    Raises:
+        ValueError: negative sizes, or sizes that are not multiples of ``size_multiple``.
+    """
+    m = _check_request(height, width, tile, pad, size_multiple)
+    if tile == 0:
+        return _whole(height, width, m)
+    t, p = core_side(tile, m), pad_side(pad, m)
+    tiles = []
+    for cy0, cy1, wy0, wy1 in _clipped_axis(height, t, p, m):
+        for cx0, cx1, wx0, wx1 in _clipped_axis(width, t, p, m):
+            tiles.append(Tile(len(tiles), Region(wy0, wx0, wy1, wx1), Region(cy0, cx0, cy1, cx1)))
+    if len(tiles) == 1:
+        return _whole(height, width, m)
+    window = (max(x.src.height for x in tiles), max(x.src.width for x in tiles))
+    core = max(max(x.core.height, x.core.width) for x in tiles)
+    return TilePlan(height, width, core, p, window, m, tuple(tiles))
+
+
+PLAN_KINDS: dict[str, Callable[..., TilePlan]] = {"same": plan_tiles, "clipped": plan_clipped}
+"""Every plan kind: ``(height, width, *, tile, pad, size_multiple) -> TilePlan`` (the property tests run each)."""
 
 
 @dataclass(frozen=True)
@@ -264,9 +355,12 @@ class TileSettings:
 def plan_for(height: int, width: int, settings: TileSettings) -> TilePlan:
     """The tile plan for a padded ``height`` x ``width`` input, chosen by what the model function accepts.
 
-    Every :data:`WindowShapes` kind gets the same-shape balanced plan of :func:`plan_tiles` today; this is the
-    one place that will give ``any`` clipped edge windows (issue 12).
+    ``any``: windows clipped at the border (:func:`plan_clipped`); ``same``: same-shape windows
+    (:func:`plan_tiles`); ``fixed``: same-shape windows of exactly ``window_side(tile, pad)`` where the image
+    allows (smaller images are edge-padded up to it by the tiler).
     """
+    if settings.windows == "any":
+        return plan_clipped(height, width, tile=settings.tile, pad=settings.pad, size_multiple=settings.size_multiple)
     plan = plan_tiles(height, width, tile=settings.tile, pad=settings.pad, size_multiple=settings.size_multiple)
     if settings.windows == "fixed" and settings.tile > 0:
         return _widen(plan, window_side(settings.tile, settings.pad, plan.size_multiple))
@@ -525,15 +619,22 @@ def _check_output(x: np.ndarray, y: np.ndarray, scale: int) -> None:
         raise SrError("the model produced NaN/Inf values", "Run it in fp32 (--fp32); fp16 overflows in some models.")
 
 
+def _batches(tiles: Sequence[Tile], batch: int) -> list[list[Tile]]:
+    """Tiles grouped by window shape (in order of first appearance), each group cut into runs of ``batch``."""
+    by_shape: dict[tuple[int, int], list[Tile]] = {}
+    for t in tiles:
+        by_shape.setdefault((t.src.height, t.src.width), []).append(t)
+    return [g[i:i + batch] for g in by_shape.values() for i in range(0, len(g), batch)]
+
+
 def _run_plan(src: np.ndarray, plan: TilePlan, fn: ModelFn, settings: TileSettings, canvas: _Canvas,
               top_in: float, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    """Run every tile of ``plan`` through ``fn`` in batches and paste the cores into the canvas."""
-    scale, batch = settings.scale, settings.batch
+    """Run every tile of ``plan`` through ``fn`` in batches of one window shape and paste the cores into the
+    canvas."""
+    scale = settings.scale
     window = _fixed_window(plan, settings)
-    tiles = list(plan.tiles)
-    total, done = len(tiles), 0
-    for i in range(0, total, batch):
-        group = tiles[i:i + batch]
+    total, done = len(plan), 0
+    for group in _batches(plan.tiles, settings.batch):
         x = _to_batch(src, group, top_in, window)
         y = fn(x)
         _check_output(x, y, scale)

@@ -8,6 +8,7 @@ from typing import Literal
 from sr_runtime.backends.base import Backend, BackendBase
 from sr_runtime.errors import ModelFileError, SrError
 from sr_runtime.info import MODEL_SUFFIXES_TORCH, export_first_error, read_onnx_info
+from sr_runtime.tiling import default_pad
 
 BackendName = Literal["auto", "ort", "ort-cuda", "trt"]
 BACKENDS: tuple[str, ...] = ("auto", "ort", "ort-cuda", "trt")
@@ -25,7 +26,7 @@ def open_backend(
     fp16: bool = False,
     *,
     tile: int = 256,
-    tile_pad: int = 10,
+    tile_pad: int | None = 10,
     batch: int = 1,
     cache_dir: str | Path | None = None,
     scale: int | None = None,
@@ -44,7 +45,8 @@ def open_backend(
         backend: one of :data:`BACKENDS`.
         threads: CPU threads for ONNX Runtime (None: its default).
         fp16: build/run fp16 where the backend decides precision (TensorRT); an fp16 ONNX file is fp16 anyway.
-        tile, tile_pad, batch: the shape profile of an engine built from an ``.onnx`` (``trt`` only).
+        tile, tile_pad, batch: the shape profile of an engine built from an ``.onnx`` (``trt`` only); ``tile_pad``
+            None: :func:`~sr_runtime.tiling.default_pad` of the model.
         cache_dir: engine cache folder (``trt`` only; None: the default cache).
         scale: the scale the caller expects (``--scale``); needed by nothing with sr-deploy metadata, it checks
             a probed ONNX without metadata (see :mod:`sr_runtime.probe`).
@@ -75,7 +77,8 @@ def open_backend(
     if backend == "trt":
         from sr_runtime.backends.trt import TrtBackend, cached_engine, profile_for
 
-        profile = profile_for(read_onnx_info(p), tile, tile_pad, batch)
+        info = read_onnx_info(p)
+        profile = profile_for(info, tile, default_pad(info) if tile_pad is None else tile_pad, batch)
         engine = cached_engine(p, profile, flavor="auto", cache_dir=cache_dir)
         return TrtBackend(engine)
 

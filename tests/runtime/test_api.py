@@ -137,6 +137,23 @@ def test_auto_tile_uses_the_budget():
     assert len(shapes) == 1 and max(next(iter(shapes))) <= tile + 20
 
 
+def test_default_pad_notes_and_warnings():
+    """tile_pad None takes the model's radius where cheap; --tile auto says what it chose (once per choice); a
+    pad larger than the tile is warned about once."""
+    msgs: list[str] = []
+    assert Upscaler(FakeBackend(scale=2, radius=18), tile=64, tile_pad=None).tile_pad == 18
+    assert Upscaler(FakeBackend(scale=2, radius=349, arch="RRDBNet"), tile=64, tile_pad=None).tile_pad == 10
+    up = Upscaler(FakeBackend(scale=2), tile="auto", max_memory="1G", notify=msgs.append)
+    up.plan(200, 300)
+    up.plan(200, 300)
+    assert msgs == ["--tile auto: whole image for 300x200 (memory budget 1024 MB)"]
+    msgs.clear()
+    up = Upscaler(FakeBackend(scale=2), tile=8, tile_pad=30, notify=msgs.append)
+    up.plan(100, 100)
+    up.plan(100, 100)
+    assert len(msgs) == 1 and "larger than the tile 8" in msgs[0]
+
+
 def test_engine_profile_limits_tile_and_batch():
     be = FakeBackend(scale=2, size_multiple=2, max_shape=(2, 3, 64, 64))
     msgs: list[str] = []

@@ -9,9 +9,11 @@ from sr_runtime.errors import OutOfMemory, SrError
 from sr_runtime.tiling import (
     TileSettings,
     core_side,
+    default_pad,
     max_core,
     pad_input,
     pad_side,
+    plan_clipped,
     plan_for,
     plan_tiles,
     run_tiled,
@@ -68,6 +70,39 @@ def test_plan_balances_cores_so_edge_tiles_waste_little():
         n = -(-size // (tile // m * m))
         cores = sorted({t.core.height for t in p.tiles})
         assert len(p) == n * n and max(cores) <= tile and max(cores) - min(cores) <= m, (size, tile, cores)
+
+
+def test_clipped_plan_executes_what_upstream_does():
+    """Tile 256 / pad 10 on 640x448: six windows clipped at the border, 1.11x the image's pixels (same-shape
+    windows: 1.19x); the windows come in two shapes, and batches never mix shapes."""
+    plan = plan_clipped(448, 640, tile=256, pad=10)
+    executed = sum(t.src.height * t.src.width for t in plan.tiles)
+    assert len(plan) == 6 and executed / (640 * 448) <= 1.12
+    assert {(t.src.height, t.src.width) for t in plan.tiles} == {(234, 227), (234, 226)}
+    model = FakeModel(scale=2, layers=1)
+    img = np.random.default_rng(0).integers(0, 256, (448, 640, 3), dtype=np.uint8)
+    run_tiled(img, model, TileSettings(scale=2, tile=256, pad=10, batch=4, windows="any"))
+    assert model.calls == [(4, 3, 234, 227), (2, 3, 234, 226)]
+    # an axis that fits one window is not cut; tile 0 is the whole image
+    assert len(plan_clipped(266, 100, tile=256, pad=10)) == 1
+    assert len(plan_clipped(30, 20, tile=0, pad=10)) == 1
+
+
+def test_plan_follows_what_the_backend_declares():
+    base = dict(scale=2, tile=8, pad=2)
+    assert plan_for(40, 30, TileSettings(**base, windows="any")) == plan_clipped(40, 30, tile=8, pad=2)
+    assert plan_for(40, 30, TileSettings(**base, windows="same")) == plan_tiles(40, 30, tile=8, pad=2)
+    fixed = plan_for(40, 30, TileSettings(**base, windows="fixed"))
+    assert {(t.src.height, t.src.width) for t in fixed.tiles} == {(12, 12)}
+
+
+def test_default_pad_is_the_radius_where_cheap():
+    from sr_runtime.info import ModelInfo
+
+    assert default_pad(ModelInfo("SRVGGNetCompact", 4, receptive_radius=18)) == 18
+    assert default_pad(ModelInfo("SRVGGNetCompact", 4, receptive_radius=34)) == 34
+    assert default_pad(ModelInfo("RRDBNet", 4, receptive_radius=349)) == 10
+    assert default_pad(ModelInfo("unknown", 4)) == 10  # no radius in the metadata (older export, probed)
 
 
 def test_plan_whole_image():

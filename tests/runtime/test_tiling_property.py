@@ -54,6 +54,26 @@ def test_every_plan_kind_partitions_the_image_with_enough_context(kind, req):
     assert (cover == 1).all(), f"{kind}: the cores do not partition {h}x{w}"
     if kind == "same":
         assert {(t.src.height, t.src.width) for t in plan.tiles} == {plan.window}
+    if kind == "clipped":
+        _check_clipped(plan, h, w, tile, pad, m)
+
+
+def _check_clipped(plan, h, w, tile, pad, m):
+    """Windows are their core plus the pad, clipped at the border (never shifted), at most two sides per axis a
+    multiple apart, and the plan executes no more pixels than upstream's grid of ``tile`` cores."""
+    p, t = tiling.pad_side(pad, m), tiling.core_side(tile, m)
+    for x in plan.tiles:
+        s, c = x.src, x.core
+        assert (s.y0, s.x0) == (max(c.y0 - p, 0), max(c.x0 - p, 0)) and (s.y1, s.x1) == (min(c.y1 + p, h),
+                                                                                         min(c.x1 + p, w)), x
+    for sides in ({x.src.height for x in plan.tiles}, {x.src.width for x in plan.tiles}):
+        assert len(sides) <= 2 and max(sides) - min(sides) <= m, sides
+    executed = sum(x.src.height * x.src.width for x in plan.tiles)
+    upstream = 1
+    for size in (h, w):
+        n = -(-size // t) if tile else 1
+        upstream *= size + 2 * p * (n - 1)
+    assert executed <= upstream, (executed, upstream)
 
 
 @st.composite
