@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -173,6 +173,22 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
     return jobs
 
 
+def folder_job(src: PurePath, out: PurePath, *, suffix: str = "out", ext: str = "auto", video: bool = False) -> Job:
+    """The job of ``src`` written into the folder ``out`` (``OUT/<stem>_<suffix>.<ext>``, a video in its own
+    container): naming only, no check. ``src`` and ``out`` may be pure paths (a path inside a remote file system).
+    """
+    return _video_job(src, out, suffix, False) if video else _image_job(src, out, False, suffix, ext)
+
+
+def output_path(job: Job, mode: str) -> PurePath:
+    """Where an upscaled image of ``mode`` (``L``, ``LA``, ``RGB``, ``RGBA``) is written: ``job.dst``, or with
+    ``--ext auto`` a png beside it when the image has alpha and the input's format has none (as upstream does)."""
+    dst = job.dst
+    if job.auto_ext and mode in ("RGBA", "LA") and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+        return dst.with_suffix(".png")
+    return dst
+
+
 def _image_job(src: Path, out: Path, as_file: bool, suffix: str, ext: str) -> Job:
     """An image's job: OUT itself (``as_file``) or ``OUT/<stem>_<suffix>.<ext>``."""
     if as_file:
@@ -280,6 +296,14 @@ def error_line(src: str | Path, exc: BaseException) -> str:
     else:
         line = f"{src}: internal error: {type(exc).__name__}: {exc}. Re-run with --debug and report it."
     return " ".join(line.split())
+
+
+def report_failure(line: str, trace: str = "") -> None:
+    """Print a failed file's ``error:`` line on stderr, after its traceback when one is given (``--debug``: the
+    traceback that "Re-run with --debug" promises), without breaking progress bars."""
+    if trace:
+        tqdm.write(trace.rstrip(), file=sys.stderr)
+    tqdm.write(f"error: {line}", file=sys.stderr)
 
 
 def note_writer(quiet: bool) -> Callable[[str], None]:
@@ -508,9 +532,7 @@ class _Batch:
         """Count and print a failed file (any thread)."""
         line = error_line(job.src, exc)
         self.tally.failure(line)
-        if self.opts.debug:  # the traceback that "Re-run with --debug" promises, then the line
-            tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
-        tqdm.write(f"error: {line}", file=sys.stderr)
+        report_failure(line, "".join(traceback.format_exception(exc)) if self.opts.debug else "")
 
     # ------------------------------------------------------------------ writer threads
     def write_loop(self) -> None:
@@ -519,9 +541,7 @@ class _Batch:
             self._write(res)
 
     def _write(self, res: _Upscaled) -> None:
-        dst = res.job.dst
-        if res.job.auto_ext and res.mode in ("RGBA", "LA") and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
-            dst = dst.with_suffix(".png")  # upstream: images with alpha are saved as png
+        dst = output_path(res.job, res.mode)
         try:
             for note in write_image(dst, res.pixels):
                 self.say(f"{dst}: {note}")

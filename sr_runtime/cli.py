@@ -91,6 +91,34 @@ def _onnx_info(path: Path):
         return be.info
 
 
+def _ray_flags(flags: dict) -> dict | None:
+    """Take the Ray flags out of ``flags``: None without ``--ray``, else the :class:`RayOptions` fields.
+
+    Raises:
+        click.UsageError: a Ray flag without ``--ray``.
+    """
+    use_ray = flags.pop("use_ray")
+    ray = {"address": flags.pop("ray_address"), "workers": flags.pop("workers"),
+           "gpus_per_worker": flags.pop("gpus_per_worker")}
+    if not use_ray:
+        given = {"address": "--ray-address", "workers": "--workers", "gpus_per_worker": "--gpus-per-worker"}
+        if any(ray.values()):
+            raise click.UsageError(f"{', '.join(given[k] for k, v in ray.items() if v)} needs --ray")
+        return None
+    return ray
+
+
+def _run(inp: str, out: str, options, ray: dict | None):
+    """``upscale_files``, or with ``--ray`` ``upscale_files_ray``."""
+    if ray is None:
+        from sr_runtime.run import upscale_files
+
+        return upscale_files(inp, out, options)
+    from sr_runtime.scale.ray_batch import RayOptions, upscale_files_ray
+
+    return upscale_files_ray(inp, out, options, RayOptions(**ray))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inp", metavar="IN", required=False)
 @click.argument("out", metavar="OUT", required=False)
@@ -105,8 +133,11 @@ def _onnx_info(path: Path):
 @click.option("--pre-pad", type=click.IntRange(0), default=0, show_default=True,
               help="Reflect padding at the bottom/right edges, cropped afterwards.")
 @click.option("-b", "--batch", type=click.IntRange(1), default=4, show_default=True, help="Tiles per model call.")
-@click.option("--backend", type=click.Choice(["auto", "ort", "ort-cuda", "trt"]), default="auto", show_default=True,
-              help="auto: TensorRT for engines, ONNX Runtime (CUDA if usable, else CPU) for .onnx.")
+@click.option("--backend", type=click.Choice(["auto", "ort", "ort-cuda", "trt", "triton"]), default="auto",
+              show_default=True, help="auto: TensorRT for engines, ONNX Runtime (CUDA if usable, else CPU) for .onnx; "
+                                      "triton: a Triton server runs model -m NAME (tiles cut here).")
+@click.option("--triton-url", default=None, metavar="HOST:PORT",
+              help="Triton's HTTP endpoint for --backend triton (default localhost:8000).")
 @click.option("--fp16/--fp32", "fp16", default=None,
               help="Precision comes from the model file (sr-export --fp16 writes x_fp16.onnx); --fp32 with an "
                    "fp16 model uses its fp32 sibling x.onnx. Default: the file's own precision.")
@@ -127,6 +158,15 @@ def _onnx_info(path: Path):
 @click.option("--preset", default=None, help="Video encoder preset (e.g. slow for libx264/libx265).")
 @click.option("--pix-fmt", default=None,
               help="Video pixel format. Default: the input's when the codec can, else yuv420p (10-bit stays 10-bit).")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Run on Ray (extra 'ray'): decoding in tasks, the model in an actor pool; IN and OUT may be "
+                   "s3:// or gs:// URIs, IN a list file (.txt).")
+@click.option("--ray-address", default=None, metavar="auto|ADDR",
+              help="With --ray: a running cluster (default: a local Ray started and stopped by this run).")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="With --ray: actors, each holding one model (default: as many as the cluster holds).")
+@click.option("--gpus-per-worker", type=click.FloatRange(0), default=0.0,
+              help="With --ray: GPUs each actor reserves (0: CPU; 0.5: two actors share a GPU).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, notes or summary.")
 @click.option("--info", "info_model", metavar="MODEL", default=None,
               help="Print a model's metadata and the available providers, then exit.")
@@ -143,19 +183,22 @@ def main(inp: str | None, out: str | None, tile: str, info_model: str | None, de
       sr-run clip.mp4 clip_x4.mp4 --crf 16
       sr-run photos/ out/ --model model.onnx
       sr-run big.tif out/ --tile auto --max-memory 2G
+      sr-run s3://bucket/photos/ s3://bucket/x4/ --ray --ray-address auto --gpus-per-worker 1
+      sr-run photos/ out/ --backend triton --triton-url localhost:8000 -m realesr-general-x4v3
       sr-run --info model.onnx
     """
     if info_model is None and (not inp or not out):
         raise click.UsageError("IN and OUT are required (or --info MODEL)")
+    ray = _ray_flags(flags)
     with cli_errors(debug):
         if info_model is not None:
             print_info(info_model)
             return
         from sr_runtime.codec_messages import python_stderr_apart
-        from sr_runtime.run import RunOptions, upscale_files
+        from sr_runtime.run import RunOptions
 
         with python_stderr_apart():  # codecs' C-level stderr is captured per decode; ours stays whole
-            result = upscale_files(inp, out, RunOptions(tile=_parse_tile(tile), debug=debug, **flags))
+            result = _run(inp, out, RunOptions(tile=_parse_tile(tile), debug=debug, **flags), ray)
         if not flags["quiet"]:
             click.echo(result.summary())
         if result.interrupted:  # the first Ctrl-C let the current file finish: now say so, exit 130

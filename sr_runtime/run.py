@@ -54,7 +54,9 @@ class RunOptions:
     batch: int = 4
     """Tiles per model call."""
     backend: str = "auto"
-    """``auto``, ``ort``, ``ort-cuda`` or ``trt``."""
+    """``auto``, ``ort``, ``ort-cuda``, ``trt`` or ``triton`` (then ``model`` names the model on the server)."""
+    triton_url: str | None = None
+    """Triton's HTTP endpoint for ``backend="triton"`` (None: ``localhost:8000``); given alone it selects it."""
     fp16: bool | None = None
     """None: the model file's own precision; False with an fp16 ``.onnx``: use its fp32 sibling ``x.onnx``."""
     threads: int | None = None
@@ -121,17 +123,11 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
         SrError: nothing to do (no inputs, clashing outputs), a bad option or output path, or the model cannot
             be used; errors of single files are reported in the result instead (``failed``, ``errors``).
     """
-    from sr_runtime.api import Upscaler
-
     opts = options or RunOptions()
-    opts.check()
-    jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext)
-    check_outputs(jobs, out, overwrite=opts.overwrite, skip_existing=opts.skip_existing)
-    _clean_stale_outputs(jobs)
+    jobs = prepare_jobs(inp, out, opts)
     note = note_writer(opts.quiet)
     path = model_file(opts, note)
-    with Upscaler(path, opts.tile, opts.tile_pad, opts.pre_pad, batch=opts.batch, backend=opts.backend,
-                  threads=opts.threads, fp16=bool(opts.fp16), max_memory=opts.max_memory, notify=note) as up:
+    with open_upscaler(path, opts, note) as up:
         if not opts.quiet:
             note(f"{path.name}: {up.info.arch} x{up.scale} on {up.provider}")
             radius = up.info.receptive_radius
@@ -139,6 +135,52 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
                 note(f"--tile-pad {up.tile_pad} is below the model's receptive radius {radius}: "
                      "tile seams are possible")
         return _run_jobs(jobs, up, opts)
+
+
+def prepare_jobs(inp: str | Path, out: str | Path, opts: RunOptions) -> list[Job]:
+    """The jobs of a run, checked before any model loads: the options, the inputs, OUT against the number of
+    inputs and an existing OUT file; temp files that a killed run left for these outputs are removed.
+
+    Raises:
+        SrError: a bad option, no inputs, clashing outputs or an output path that cannot be written.
+    """
+    opts.check()
+    jobs = plan_jobs(collect_inputs(inp), out, suffix=opts.suffix, ext=opts.ext)
+    check_outputs(jobs, out, overwrite=opts.overwrite, skip_existing=opts.skip_existing)
+    clean_stale_outputs(jobs)
+    return jobs
+
+
+def open_upscaler(path: Path, opts: RunOptions, note: Callable[[str], None] | None = None) -> Upscaler:
+    """The :class:`~sr_runtime.api.Upscaler` that ``sr-run`` runs ``path`` with (tile, pad, batch, backend,
+    threads, precision and memory budget from ``opts``).
+
+    Raises:
+        ModelFileError, MissingExtraError, SrError: see :func:`sr_runtime.backends.open_backend`.
+    """
+    from sr_runtime.api import Upscaler
+
+    if opts.backend == "triton" or (opts.triton_url and opts.backend == "auto"):
+        from sr_runtime.backends.triton import TritonBackend
+
+        model: Path | TritonBackend = TritonBackend(opts.triton_url, triton_model_name(opts.model))
+    else:
+        model = path
+    return Upscaler(model, opts.tile, opts.tile_pad, opts.pre_pad, batch=opts.batch, backend=opts.backend,
+                    threads=opts.threads, fp16=bool(opts.fp16), max_memory=opts.max_memory, notify=note)
+
+
+def triton_model_name(model: str | Path | None) -> str:
+    """The model's name on a Triton server: ``--model NAME``, or the stem of a model file named instead.
+
+    Raises:
+        SrError: no ``--model``.
+    """
+    if not model:
+        raise SrError("--backend triton needs the model's name on the server",
+                      "Pass it with -m NAME (sr-export --triton names it after the checkpoint).")
+    p = Path(model)
+    return p.stem if p.suffix.lower() in (".onnx", ".plan", ".engine") else str(model)
 
 
 def _run_jobs(jobs: list[Job], up: Upscaler, opts: RunOptions) -> BatchResult:
@@ -154,7 +196,7 @@ def _run_jobs(jobs: list[Job], up: Upscaler, opts: RunOptions) -> BatchResult:
     return result
 
 
-def _clean_stale_outputs(jobs: list) -> None:
+def clean_stale_outputs(jobs: list[Job]) -> None:
     """Remove temp files that a killed run left for these outputs (``.<name>.<random>.tmp``, unlocked)."""
     from sr_runtime.fileio import clean_stale
 
