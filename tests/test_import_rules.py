@@ -45,9 +45,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 """Package -> top-level names it must never import (on top of benchmarks, scripts and tests)."""
 NOT_LIBRARY = ("benchmarks", "scripts", "tests")
-HEAVY_AT_IMPORT = ("torch", "sr_train", "sr_export", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda", "av")
+HEAVY_AT_IMPORT = ("torch", "sr_train", "sr_export", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda", "av", "ray",
+                   "pyarrow", "tritonclient", "gevent")
 """What importing any sr_runtime module must not load (backends import their engines when a model is opened, the
-video package PyAV when a video is read)."""
+video package PyAV when a video is read, ``--ray`` Ray and pyarrow, the Triton backend tritonclient)."""
 
 
 def module_name(path: Path) -> str:
