@@ -138,8 +138,11 @@ class TritonBackend(BackendBase):
 
     @property
     def window_shapes(self) -> WindowShapes:
-        """``any`` for dynamic H and W (sr-export's config), ``fixed`` for a config with fixed dims."""
-        return "any" if self._fixed is None else "fixed"
+        """``fixed`` for a config with fixed dims; else ``same`` for a TensorRT plan (an engine is tuned for one
+        window shape) and ``any`` for ONNX Runtime (clipped border windows compute less)."""
+        if self._fixed is not None:
+            return "fixed"
+        return "same" if self.config.get("platform") == "tensorrt_plan" else "any"
 
     @property
     def max_shape(self) -> Shape | None:

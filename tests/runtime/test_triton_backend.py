@@ -57,6 +57,10 @@ def test_requests_match_config_and_output_equals_local(repo, images, tmp_path, n
         with TritonBackend(f"http://{server.url}", name) as be:
             assert be.info.scale == 2 and be.info.size_multiple == 2 and be.window_shapes == "any"
             assert be.info.io_dtype == ("float16" if name.endswith("fp16") else "float32")
+            n = be.max_batch + 1  # one more than the server takes: split into max_batch + 1
+            x = np.random.default_rng(0).random((n, 3, 8, 6), np.float32)
+            assert be.run(x).shape == (n, 3, 16, 12)
+            assert [r[3][0] for r in server.requests[-2:]] == [be.max_batch, 1]
     assert (remote.done, remote.failed) == (3, 0), remote.errors
     assert server.violations == []
     cfg = server.entries[name].config
@@ -65,7 +69,6 @@ def test_requests_match_config_and_output_equals_local(repo, images, tmp_path, n
                                    and r[4] == [cfg.output[0].name] for r in server.requests)
     shapes = [r[3] for r in server.requests]
     assert all(len(s) == 4 and s[1] == cfg.input[0].dims[0] and 1 <= s[0] <= cfg.max_batch_size for s in shapes)
-    assert any(s[0] == min(3, cfg.max_batch_size) for s in shapes)  # batch 3 > max 2: split into 2 + 1
     local = upscale_files(images, tmp_path / "local", RunOptions(
         model=repo / name / "1" / "model.onnx", backend="ort", tile=6, tile_pad=4, batch=3, quiet=True, threads=1))
     assert local.done == 3
