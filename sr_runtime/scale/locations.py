@@ -122,7 +122,7 @@ def _info(loc: Location) -> Any:
 def exists(loc: Location) -> bool:
     """Whether a file (or folder) is there."""
     if loc.local:
-        return os.path.lexists(loc.path)
+        return os.path.exists(loc.path)
     return _info(loc).type != _pyarrow_fs().FileType.NotFound
 
 

@@ -277,9 +277,10 @@ class UpscaleWorker:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         src, dst = _loc(row, "src"), _loc(row, "dst")
         result = {"src": str(src), "output": "", "status": "failed", "error": row["error"], "trace": row["trace"],
-                  "notes": "", "pixels": 0, "frames": 0, "model_error": self.model_error}
+                  "notes": "", "pixels": 0, "frames": 0, "seconds": 0.0, "model_error": self.model_error}
         if row["error"] or self.model_error:
             return result
+        t0 = time.perf_counter()
         try:
             if row["video"]:
                 result.update(self._video(src, dst))
@@ -289,7 +290,7 @@ class UpscaleWorker:
             result.update(error=error_line(src, exc),
                           trace="".join(traceback.format_exception(exc)) if self.opts.debug else "")
             return result
-        result["status"] = "done"
+        result.update(status="done", seconds=time.perf_counter() - t0)
         return result
 
     def _image(self, row: dict[str, Any], dst: Location) -> dict[str, Any]:
@@ -415,6 +416,8 @@ class _Tally:
     def __init__(self, opts: RunOptions, skipped: int) -> None:
         self.opts, self.note = opts, note_writer(opts.quiet)
         self.done = self.failed = self.pixels = self.frames = 0
+        self.busy = {"image": 0.0, "video": 0.0}
+        """Actor seconds per kind: the wall time is split by them for the MP/s and frames/s of the summary."""
         self.skipped = skipped
         self.errors: list[str] = []
         self.outputs: list[Path] = []
@@ -435,12 +438,14 @@ class _Tally:
         self.done += 1
         self.pixels += int(row["pixels"])
         self.frames += int(row["frames"])
+        self.busy["video" if int(row["frames"]) else "image"] += float(row["seconds"])
         self.outputs.append(Path(row["output"]))
         for n in filter(None, row["notes"].split("\n")):
             self.note(n)
 
     def result(self, seconds: float) -> BatchResult:
-        frame_seconds = seconds if self.frames and not self.pixels else 0.0
+        total = sum(self.busy.values())
+        frame_seconds = seconds * self.busy["video"] / total if total > 0 else 0.0
         return BatchResult(self.done, self.failed, self.skipped, seconds, self.pixels / 1e6, tuple(self.errors),
                            tuple(self.outputs), frames=self.frames, frame_seconds=frame_seconds)
 

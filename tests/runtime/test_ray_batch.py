@@ -37,10 +37,17 @@ LOCAL_ERRORS: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(tmp_path_factory):
+    """One local Ray for the module; the actors' model cache in a temp folder (set before the workers start)."""
+    old = os.environ.get("SR_DEPLOY_CACHE")
+    os.environ["SR_DEPLOY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
+    if old is None:
+        del os.environ["SR_DEPLOY_CACHE"]
+    else:
+        os.environ["SR_DEPLOY_CACHE"] = old
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +106,7 @@ def test_actor_pool_output_equals_local_and_skip_existing(folder, onnx_model):
     assert len(res.errors) == 1 and res.errors[0].startswith(f"{folder / 'in' / 'corrupt.png'}: cannot decode")
     assert list(res.errors) == LOCAL_ERRORS  # the same line as without Ray
     assert _same(folder / "ray", folder / "local")
+    assert len(list(Path(os.environ["SR_DEPLOY_CACHE"], "models").iterdir())) == 1  # the model, once per node
     assert {"gray_out.png", "photo_out.jpg", "rgb16_out.png", "rgb_out.png", "rgba_out.png"} <= set(_files(folder / "ray"))
 
     before = {p.name: p.stat().st_mtime_ns for p in (folder / "ray").iterdir()}
