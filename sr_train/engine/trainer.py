@@ -40,6 +40,7 @@ from sr_train.engine.distributed import (
     DistInfo,
     all_reduce_mean,
     barrier,
+    broadcast_object,
     select_device,
     unwrap,
     wrap_ddp,
@@ -220,12 +221,30 @@ class Trainer:
             self.step = RealESRNetStep(cfg, self.net_g, self.device)
         self._built = True
         if self.resume:
-            path = find_resume_state(self.out) if self.resume == "auto" else Path(self.resume)
+            path = self._resume_path()
             if path is None:
                 LOG.info("resume auto: no training state in %s, starting from iteration 0", self.out)
             else:
                 self._restore(load_state(path), path)
         return self
+
+    def _resume_path(self) -> Path | None:
+        """The state to resume from, as rank 0 chose it: every rank resumes from the same iteration or none runs.
+
+        Raises:
+            ModelFileError: rank 0's state is missing on this rank's machine (``--output`` not on shared storage).
+        """
+        if self.resume != "auto":
+            return Path(self.resume)
+        found = find_resume_state(self.out) if self.dist.is_main else None
+        chosen = broadcast_object(self.dist, None if found is None else str(found))
+        if chosen is None:
+            return None
+        path = Path(chosen)
+        if not path.is_file():
+            raise ModelFileError(f"rank {self.dist.rank}: rank 0 resumes from this training state, missing here",
+                                 "Put --output on storage every machine shares (docs/train.md).", path)
+        return path
 
     def _load_pretrained(self, net: nn.Module, path: str, key: str, strict: bool, cfg_key: str) -> None:
         from sr_train.checkpoint import read_state_dict

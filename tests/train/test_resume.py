@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from sr_train.engine.trainer import list_states, load_state
@@ -86,3 +87,25 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert sa["epoch"] == sb["epoch"] and sa["batch_in_epoch"] == sb["batch_in_epoch"]
     assert torch.equal(sa["rng"]["degradation"], sb["rng"]["degradation"])
     assert torch.equal(sa["pool"]["queue_gt"], sb["pool"]["queue_gt"])
+
+
+def test_resume_auto_follows_rank_0(tmp_path, monkeypatch):
+    """Under torchrun every rank resumes from rank 0's choice; a rank that lacks that state stops in one line."""
+    from types import SimpleNamespace
+
+    from sr_runtime.errors import ModelFileError
+    from sr_train.engine import trainer as tr
+    from sr_train.engine.distributed import DistInfo
+
+    state = tmp_path / "training_states" / "8.state"
+    state.parent.mkdir()
+    state.write_bytes(b"x")
+    monkeypatch.setattr(tr, "find_resume_state", lambda out: pytest.fail("only rank 0 looks"))
+    monkeypatch.setattr(tr, "broadcast_object", lambda info, obj: str(state))
+    rank1 = SimpleNamespace(resume="auto", out=tmp_path, dist=DistInfo(rank=1, world_size=2, backend="gloo"))
+    assert tr.Trainer._resume_path(rank1) == state
+    state.unlink()
+    with pytest.raises(ModelFileError, match="rank 1: rank 0 resumes from this training state"):
+        tr.Trainer._resume_path(rank1)
+    monkeypatch.setattr(tr, "broadcast_object", lambda info, obj: None)
+    assert tr.Trainer._resume_path(rank1) is None
