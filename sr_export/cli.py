@@ -16,7 +16,8 @@ from pathlib import Path
 import click
 
 from sr_export.pipeline import ExportOptions, ExportResult, export
-from sr_runtime.errors import cli_errors
+from sr_runtime import __version__
+from sr_runtime.errors import SrError, cli_errors
 
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULTS = ExportOptions()
@@ -30,16 +31,24 @@ def _print_written(result: ExportResult) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "-V", "--version", prog_name="sr-export", message="%(prog)s (sr-deploy) %(version)s")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out", metavar="OUT",
-              help="Output .onnx file or folder (default: ./<model>[_fp16].onnx). The engine goes next to it.")
+              help="Output .onnx file or folder, created if missing (default: ./<model>[_fp16].onnx). The engine "
+                   "goes next to it.")
+@click.option("--metadata", is_flag=True,
+              help="MODEL is an ONNX made elsewhere (e.g. upstream's pytorch2onnx.py): write a copy with sr-deploy "
+                   "metadata (default ./<model>_sr.onnx), checked against the original. No torch needed.")
+@click.option("--scale", type=click.IntRange(1), default=None,
+              help="With --metadata: the model's scale, checked against the probe.")
 @click.option("--dni", type=click.Path(dir_okay=False, path_type=Path), metavar="OTHER.pth",
               help="Blend MODEL with this checkpoint of the same architecture (deep network interpolation).")
 @click.option("--dni-weight", type=click.FloatRange(0.0, 1.0), default=None, metavar="W",
               help="Weight of MODEL in the blend, W*MODEL + (1-W)*OTHER [default: 0.5]. With realesr-general-x4v3 "
                    "and its wdn twin this is upstream's denoise strength (-dn).")
-@click.option("--fp16", is_flag=True, help="Write an fp16 ONNX (weights and compute fp16, float32 I/O); "
-                                           "with --trt the engine is fp16 too.")
+@click.option("--fp16", is_flag=True, help="Write an fp16 ONNX <model>_fp16.onnx (weights and compute fp16, float32 "
+                                           "I/O), and only that file (export again without --fp16 for the fp32 one "
+                                           "that sr-run --fp32 looks for); with --trt the engine is fp16 too.")
 @click.option("--trt", is_flag=True, help="Also build a TensorRT engine (.engine + .engine.json sidecar).")
 @click.option("--trt-flavor", type=click.Choice(["auto", "tensorrt", "rtx"]), default=DEFAULTS.trt_flavor,
               show_default=True,
@@ -59,9 +68,9 @@ def _print_written(result: ExportResult) -> None:
               help="Also write a Triton model-repository entry REPO_DIR/<name>/ (model.plan with --trt).")
 @click.option("--no-check", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
-def main(model: Path, out: str | None, dni: Path | None, dni_weight: float | None, fp16: bool, trt: bool,
-         trt_flavor: str, tile: int, tile_pad: int, max_batch: int, workspace: int | None, opset: int | None,
-         exporter: str | None, triton_repo: Path | None, no_check: bool, debug: bool) -> None:
+def main(model: Path, out: str | None, metadata: bool, scale: int | None, dni: Path | None, dni_weight: float | None,
+         fp16: bool, trt: bool, trt_flavor: str, tile: int, tile_pad: int, max_batch: int, workspace: int | None,
+         opset: int | None, exporter: str | None, triton_repo: Path | None, no_check: bool, debug: bool) -> None:
     """Export a Real-ESRGAN-family checkpoint (.pth, .safetensors, old ESRGAN layout) to ONNX and TensorRT.
 
     Every file is checked against PyTorch (max abs error, PSNR) on a test image and random input before it is
@@ -74,6 +83,7 @@ def main(model: Path, out: str | None, dni: Path | None, dni_weight: float | Non
       sr-export realesr-animevideov3.pth --fp16 --trt      # fp16 ONNX + fp16 engine (+ sidecar)
       sr-export RealESRGAN_x4plus.pth --trt --trt-flavor rtx --tile 512 --max-batch 2
       sr-export realesr-animevideov3.pth --triton models/  # Triton entry models/realesr-animevideov3/
+      sr-export --metadata RealESRGAN_x4plus_plain.onnx    # a foreign ONNX -> ./RealESRGAN_x4plus_plain_sr.onnx
     \b
     Denoise strength (upstream inference_realesrgan.py -dn 0.7 with realesr-general-x4v3):
       sr-export realesr-general-x4v3.pth --dni realesr-general-wdn-x4v3.pth --dni-weight 0.7 -o general-dn0.7.onnx
@@ -81,12 +91,39 @@ def main(model: Path, out: str | None, dni: Path | None, dni_weight: float | Non
     """
     with cli_errors(debug):
         t_start = time.perf_counter()
+        if metadata or model.suffix.lower() == ".onnx":
+            _metadata(model, out, scale, metadata, no_check, set_flags=[name for name, on in (
+                ("--dni", dni), ("--fp16", fp16), ("--trt", trt), ("--triton", triton_repo)) if on])
+            click.echo(f"done in {time.perf_counter() - t_start:.1f} s")
+            return
+        if scale is not None:
+            raise SrError("--scale goes with --metadata", "A checkpoint knows its scale: drop --scale.")
         options = ExportOptions(  # click.Choice has checked trt_flavor and exporter
             output=out, dni=dni, dni_weight=dni_weight, fp16=fp16, trt=trt, trt_flavor=trt_flavor,  # type: ignore[arg-type]
             tile=tile, tile_pad=tile_pad, max_batch=max_batch, workspace_mib=workspace, opset=opset,
             exporter=exporter, triton_repo=triton_repo, check=not no_check)  # type: ignore[arg-type]
         _print_written(export(model, options, say=click.echo))
         click.echo(f"done in {time.perf_counter() - t_start:.1f} s")
+
+
+def _metadata(model: Path, out: str | None, scale: int | None, asked: bool, no_check: bool,
+              set_flags: list[str]) -> None:
+    """``--metadata``: a copy of a foreign ONNX with sr-deploy metadata (:func:`sr_export.metadata.write_metadata`).
+
+    Raises:
+        SrError: an ONNX without ``--metadata``, or flags that need a checkpoint.
+    """
+    if not asked:
+        raise SrError("this is an ONNX, not a checkpoint",
+                      f"sr-export --metadata {model.name} writes a copy with sr-deploy metadata (sr-run runs it as it "
+                      "is too).", model)
+    if set_flags:
+        raise SrError(f"--metadata writes metadata only; {', '.join(set_flags)} "
+                      f"{'needs' if len(set_flags) == 1 else 'need'} a checkpoint",
+                      "Run sr-export on the checkpoint for those.")
+    from sr_export.metadata import write_metadata
+
+    _print_written(write_metadata(model, out, scale=scale, check=not no_check, say=click.echo))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sr_export.errors import ParityError
 from sr_runtime import signals
-from sr_runtime.errors import ModelFileError, SrError
+from sr_runtime.errors import MissingExtraError, ModelFileError, SrError
 from sr_runtime.fileio import clean_stale, temp_folder
 
 if TYPE_CHECKING:
@@ -136,18 +136,21 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------------------------- 1. plan
-def check_folder(folder: Path, what: str, path: Path) -> None:
-    """Raise a one-line error unless ``folder`` exists, is a folder and is writable."""
+def check_folder(folder: Path, what: str, path: Path, *, create: bool = False) -> None:
+    """Raise a one-line error unless ``folder`` exists, is a folder and is writable; with ``create`` a missing
+    folder is fine when the nearest existing parent is a writable folder (the export creates it)."""
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise SrError(f"{what} folder cannot be created: {parent} is a file, not a folder",
                               "Choose another output path.", path)
             break
-    if not folder.exists():
+    else:
+        parent = Path.cwd()
+    if not folder.exists() and not create:
         raise SrError(f"{what} folder {folder} does not exist", "Create it first or choose another path.", path)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SrError(f"{what} folder {folder} is not writable", "Choose a folder you can write to.", path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SrError(f"{what} folder {parent} is not writable", "Choose a folder you can write to.", path)
 
 
 def output_path(model: Path, out: str | Path | None, fp16: bool) -> Path:
@@ -179,12 +182,24 @@ def _trt_flavor(options: ExportOptions) -> Any:
     return flavor
 
 
+def require_torch() -> None:
+    """Raise the one-line "install the export extra" error on a runtime-only install (no torch).
+
+    Raises:
+        MissingExtraError: torch cannot be imported.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("torch", "export", "sr-export") from None
+
+
 def plan(model: str | Path, options: ExportOptions) -> Target:
     """Check the options and paths of an export without loading or writing anything.
 
     Raises:
         SrError: a bad option, output path or folder, no TensorRT extra or no GPU for ``tensorrt``
-            (one line naming the file or flag and the fix).
+            (one line naming the file or flag and the fix), no torch (:class:`MissingExtraError`).
         ModelFileError: the checkpoint does not exist.
     """
     model = Path(model)
@@ -193,11 +208,12 @@ def plan(model: str | Path, options: ExportOptions) -> Target:
     if not model.is_file():
         raise ModelFileError("file not found" if not model.exists() else "is not a file", "Check the path.", model)
     onnx_out = output_path(model, options.output, options.fp16)
-    check_folder(onnx_out.parent, "output", onnx_out)
+    check_folder(onnx_out.parent, "output", onnx_out, create=True)
     repo = None if options.triton_repo is None else Path(options.triton_repo)
     if repo is not None:
         check_folder(repo.parent if not repo.exists() else repo, "Triton repository", repo)
     flavor = _trt_flavor(options) if options.trt else None
+    require_torch()
     if options.max_batch < 1:
         raise SrError(f"--max-batch must be >= 1, got {options.max_batch}", "Pass --max-batch 1 or more.")
     return Target(model, onnx_out, flavor)
@@ -398,6 +414,7 @@ def export(model: str | Path, options: ExportOptions | None = None, *, say: Say 
     say(f"loading {target.model}" + (f" + {dni} (DNI weight {weight:g})" if dni else ""))
     loaded = load_model(target.model, None if dni is None else str(dni), options.dni_weight)
     say(f"  {loaded.spec.id} x{loaded.spec.scale(loaded.hparams)} {loaded.hparams}")
+    target.onnx.parent.mkdir(parents=True, exist_ok=True)  # as sr-run does for OUT
     for stale in clean_stale(target.onnx.parent, folder_prefixes=(STAGING_PREFIX,)):
         say(f"removed {stale.name}, left by an export that was killed")
     with temp_folder(target.onnx.parent, STAGING_PREFIX) as tmpdir:

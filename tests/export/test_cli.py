@@ -127,9 +127,11 @@ def test_dni_weight_without_dni(tmp_path):
 
 
 def test_output_in_missing_folder(tmp_path):
+    """Issue 18 row 'sr-export -o missing/dir/x.onnx': the folders are created, as sr-run creates OUT."""
     ckpt = _ckpt(tmp_path)
-    _one_line_error(_run([ckpt, "-o", tmp_path / "missing" / "x.onnx"]), "missing", "does not exist")
-    assert not (tmp_path / "missing").exists()
+    r = _run([ckpt, "-o", tmp_path / "missing" / "dir" / "x.onnx"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "missing" / "dir").iterdir()) == ["x.onnx"]
 
 
 def test_output_under_a_regular_file(tmp_path):

@@ -76,7 +76,7 @@ def test_parity_failure_raises_with_reports_and_writes_nothing(tmp_path, monkeyp
 @pytest.mark.parametrize(("options", "error", "needle"), [
     (ExportOptions(dni_weight=0.3), SrError, "--dni-weight needs --dni"),
     (ExportOptions(output="x.engine"), SrError, "must be an .onnx file or a folder"),
-    (ExportOptions(output="missing/x.onnx"), SrError, "does not exist"),
+    (ExportOptions(output="junk.pth/x.onnx"), SrError, "is a file, not a folder"),  # a missing folder is made
     (ExportOptions(max_batch=0), SrError, "--max-batch must be >= 1"),
 ])
 def test_plan_checks_options_before_anything_is_loaded(tmp_path, monkeypatch, options, error, needle):
