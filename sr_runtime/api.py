@@ -19,7 +19,7 @@ from sr_runtime.backends import BackendName, open_backend
 from sr_runtime.backends.base import Backend
 from sr_runtime.errors import ImageError, ModelFileError, SrError
 from sr_runtime.image import Mode, image_mode, read_image
-from sr_runtime.info import ModelInfo
+from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo
 from sr_runtime.memory import auto_tile, default_budget, parse_memory
 from sr_runtime.tiling import (
     MIN_TILE,
@@ -31,10 +31,13 @@ from sr_runtime.tiling import (
     run_tiled_many,
     with_fp32_redo,
 )
+from sr_runtime.tta import with_tta
 
-AlphaUpsampler = Literal["model", "realesrgan", "bicubic", "lanczos"]
-ALPHA_UPSAMPLERS: tuple[str, ...] = ("model", "realesrgan", "bicubic", "lanczos")
-"""``realesrgan`` is upstream's name for ``model`` (the alpha plane goes through the network)."""
+AlphaUpsampler = Literal["model", "realesrgan", "bicubic", "lanczos", "linear"]
+ALPHA_UPSAMPLERS: tuple[str, ...] = ("model", "realesrgan", "bicubic", "lanczos", "linear")
+"""``realesrgan`` is upstream's name for ``model`` (the alpha plane goes through the network); ``linear`` is what
+upstream's ``enhance`` does for any other value (``None`` included): a bilinear ``cv2.resize``."""
+_ALPHA_INTERP = {"bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4, "linear": cv2.INTER_LINEAR}
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 """The shipped default model (package data)."""
@@ -71,7 +74,8 @@ class Upscaler:
     """Upscale OpenCV images with an exported model, tiled, batched and torch-free.
 
     Args:
-        model_path: an ``.onnx`` or ``.engine`` file from sr-export, an open :class:`Backend`, or None for the
+        model_path: an ``.onnx`` (from sr-export, or probed when it has no metadata), an ``.engine``, a
+            ``.pth``/``.safetensors`` checkpoint (exported once), an open :class:`Backend`, or None for the
             shipped default model.
         tile: core tile size in input pixels, ``0`` for the whole image, or ``"auto"`` (the largest tile
             whose estimated memory fits ``max_memory``).
@@ -90,14 +94,23 @@ class Upscaler:
         notify: where one-time messages go (fp32 redo, smaller tile, format notes); default the logger.
         scale: the model's scale as the caller knows it (upstream's ``scale``): an ONNX without sr-deploy
             metadata is probed and must upscale by this; a model with metadata must say this.
+        half: upstream's name for ``fp16`` (``RealESRGANer(half=...)``); precision still comes from the file.
+        tta: test-time augmentation (ncnn's ``-x``): the mean of the model over the 8 flips/rotations of each
+            tile (:mod:`sr_runtime.tta`), 8 times the work.
+
+    Upstream's call ``RealESRGANer(scale=4, model_path="x.pth", tile=0, tile_pad=10, pre_pad=10, half=False)``
+    works as it is (its keywords are these), and so does its positional order ``Upscaler(4, "x.onnx")``: an
+    integer first argument is the scale and the second the model. A ``.pth``/``.safetensors`` model is
+    exported to ONNX once, checked, and cached (:mod:`sr_runtime.pth_model`, needs the ``export`` extra).
 
     Raises:
         ModelFileError, MissingExtraError, SrError: see :func:`open_backend`.
+        TypeError: upstream's positional order with more than two positional arguments.
     """
 
     def __init__(
         self,
-        model_path: str | Path | Backend | None = None,
+        model_path: str | Path | Backend | int | None = None,
         tile: int | Literal["auto"] = 0,
         tile_pad: int | None = 10,
         pre_pad: int = 10,
@@ -110,7 +123,11 @@ class Upscaler:
         fp32_model: str | Path | Backend | None = None,
         notify: Callable[[str], None] | None = None,
         scale: int | None = None,
+        half: bool | None = None,
+        tta: bool = False,
     ) -> None:
+        model_path, tile, scale = _upstream_order(model_path, tile, tile_pad, pre_pad, scale)
+        fp16 = bool(half) if half is not None else fp16
         if tile != "auto" and (not isinstance(tile, int) or tile < 0):
             raise SrError(f"bad tile '{tile}'", "Use a tile size in pixels, 0 for no tiling, or 'auto'.")
         if (tile_pad is not None and tile_pad < 0) or pre_pad < 0 or batch < 1:
@@ -120,6 +137,10 @@ class Upscaler:
         self.max_memory = parse_memory(max_memory) if isinstance(max_memory, str) else max_memory
         if isinstance(model_path, (str, Path)) or model_path is None:
             self.model_path: Path | None = Path(model_path) if model_path is not None else default_model_path()
+            if self.model_path.suffix.lower() in MODEL_SUFFIXES_TORCH:
+                from sr_runtime.pth_model import exported_onnx
+
+                self.model_path = exported_onnx(self.model_path, notify)
             profile_tile = tile if isinstance(tile, int) and tile > 0 else 256
             self.backend: Backend = open_backend(self.model_path, backend, threads, fp16, tile=profile_tile,
                                                  tile_pad=tile_pad, batch=self.batch, scale=scale)
@@ -137,8 +158,16 @@ class Upscaler:
             self._fp32_model = Path(fp32_model)
         elif fp32_model is not None:
             self._fallback = fp32_model
+        self.tta = bool(tta)
+        if self.tta:
+            _check_tta(self.backend)
         self._lock = threading.Lock()
         self._said: set[str] = set()
+
+    @property
+    def half(self) -> bool:
+        """Upstream's attribute: whether the model computes in reduced precision (fp16)."""
+        return self._reduced
 
     # ------------------------------------------------------------------ backends
     @property
@@ -244,31 +273,34 @@ class Upscaler:
         self,
         img: np.ndarray,
         outscale: float | None = None,
-        alpha_upsampler: AlphaUpsampler = "realesrgan",
+        alpha_upsampler: AlphaUpsampler | None = "realesrgan",
         progress: Callable[[int, int], None] | None = None,
     ) -> tuple[np.ndarray, Mode]:
-        """Upscale one OpenCV image.
+        """Upscale one OpenCV image (upstream's ``RealESRGANer.enhance``, same arguments and return value).
 
         Args:
-            img: ``(H, W)`` gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8 or
-                uint16 (the dtype decides the range, never the values).
+            img: ``(H, W)`` gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA. uint8 and
+                uint16 keep their dtype (the dtype decides the range, never the values). A float array follows
+                upstream's rule: values up to 256 are 8-bit (divided by 255, output uint8), a maximum above
+                256 means 16-bit (divided by 65535, output uint16).
             outscale: final scale; when it differs from the model's, the output is resized with Lanczos.
             alpha_upsampler: ``model`` (alias ``realesrgan``: the alpha plane goes through the network as a
-                gray image), ``bicubic`` or ``lanczos`` (cv2.resize).
+                gray image), ``bicubic``, ``lanczos``, or ``None``/``linear`` (upstream's cv2 bilinear resize).
             progress: ``progress(done_tiles, total_tiles)`` for the color pass.
 
         Returns:
-            ``(output, mode)``: same layout and dtype as the input, ``H*outscale x W*outscale`` (``mode`` is
+            ``(output, mode)``: same layout as the input, ``H*outscale x W*outscale``, uint8 or uint16 (``mode`` is
             ``L``, ``LA``, ``RGB`` or ``RGBA``).
 
         Raises:
+            TypeError: ``img`` is not a numpy array (a path: read it first, or use :func:`upscale`).
             ImageError: unsupported dtype or shape, or an unknown alpha upsampler.
             OutOfMemory, SrError: from the backend and tiler.
         """
-        img = _check_image(img, alpha_upsampler)
+        img, out_dtype = _check_image(img, alpha_upsampler)
         mode = image_mode(img)
         self._check_rgb_model()
-        out = self._upscale(img, mode, alpha_upsampler, progress)
+        out = self._upscale(img, mode, alpha_upsampler or "linear", out_dtype, progress)
         return _resize(out, mode, self.scale, outscale), mode
 
     def _check_rgb_model(self) -> None:
@@ -325,8 +357,7 @@ class Upscaler:
                 size: tuple[int, int] | None) -> Iterator[np.ndarray]:
         """The upscaled RGB ``group`` (one shape), resized and in ``order``."""
         tile, batch = self.plan(*group[0].shape[:2])
-        fn: ModelFn = self.backend.run
-        fallback = self._fallback_fn()
+        fn, fallback = self._model_fns()
         if fallback is not None:
             fn = with_fp32_redo(fn, fallback, self.notify)
         for out in run_tiled_many(group, fn, self._settings(tile, batch), notify=self.notify):
@@ -336,15 +367,22 @@ class Upscaler:
                 out = _resize(out, "RGB", self.scale, outscale)
             yield out if order == "rgb" else np.ascontiguousarray(out[..., ::-1])
 
-    def _upscale(self, img: np.ndarray, mode: Mode, alpha_upsampler: AlphaUpsampler,
+    def _model_fns(self) -> tuple[ModelFn, ModelFn | None]:
+        """The model function and its fp32 fallback (None without one), both averaged over flips with ``tta``."""
+        fn: ModelFn = self.backend.run
+        fallback = self._fallback_fn()
+        if self.tta:
+            return with_tta(fn), with_tta(fallback)  # type: ignore[return-value]
+        return fn, fallback
+
+    def _upscale(self, img: np.ndarray, mode: Mode, alpha_upsampler: str, out_dtype: np.dtype,
                  progress: Callable[[int, int], None] | None) -> np.ndarray:
         """The model's output for every plane of ``img`` (colour, then alpha), in the input's layout."""
         h, w = img.shape[:2]
         s = self.scale
         tile, batch = self.plan(h, w)
-        fn: ModelFn = self.backend.run
-        fallback = self._fallback_fn()
-        out = np.empty((h * s, w * s) + (() if mode == "L" else (img.shape[2],)), img.dtype)
+        fn, fallback = self._model_fns()
+        out = np.empty((h * s, w * s) + (() if mode == "L" else (img.shape[2],)), out_dtype)
         if mode == "RGB":
             self._run(img[..., ::-1], fn, fallback, out[..., ::-1], tile, batch, progress)
         elif mode == "RGBA":
@@ -358,25 +396,74 @@ class Upscaler:
             if alpha_upsampler in ("model", "realesrgan"):
                 self._run(_as_rgb(alpha), _gray(fn), _gray(fallback), out[..., -1:], tile, batch, None)
             else:
-                interp = cv2.INTER_CUBIC if alpha_upsampler == "bicubic" else cv2.INTER_LANCZOS4
-                out[..., -1] = cv2.resize(np.ascontiguousarray(alpha), (w * s, h * s), interpolation=interp)
+                out[..., -1] = _resize_plane(alpha, (w * s, h * s), _ALPHA_INTERP[alpha_upsampler], out_dtype)
         return out
 
 
-def _check_image(img: np.ndarray, alpha_upsampler: str) -> np.ndarray:
-    """Refuse what :meth:`Upscaler.enhance` cannot take; ``(H, W, 1)`` becomes ``(H, W)``.
+def _check_image(img: np.ndarray, alpha_upsampler: str | None) -> tuple[np.ndarray, np.dtype]:
+    """Refuse what :meth:`Upscaler.enhance` cannot take; returns the image to run and the output dtype.
+
+    ``(H, W, 1)`` becomes ``(H, W)``; a float image becomes float32 in [0, 1] by upstream's rule (a maximum
+    above 256: 16-bit range and a uint16 output, else 8-bit and uint8).
 
     Raises:
-        ImageError: an unknown alpha upsampler or a pixel type other than uint8/uint16.
+        TypeError: ``img`` is not a numpy array.
+        ImageError: an unknown alpha upsampler or a pixel type other than uint8/uint16/float.
     """
-    if alpha_upsampler not in ALPHA_UPSAMPLERS:
+    if not isinstance(img, np.ndarray):
+        hint = (" (a path: read it with cv2.imread(path, cv2.IMREAD_UNCHANGED), or call sr_runtime.upscale(path))"
+                if isinstance(img, (str, Path)) else "")
+        raise TypeError(f"enhance takes an OpenCV image (a numpy array), got {type(img).__name__}{hint}")
+    if alpha_upsampler is not None and alpha_upsampler not in ALPHA_UPSAMPLERS:
         raise ImageError(f"unknown alpha upsampler '{alpha_upsampler}'",
-                         f"Use one of: {', '.join(ALPHA_UPSAMPLERS)}.")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise ImageError(f"unsupported pixel type {img.dtype}", "Pass a uint8 or uint16 OpenCV image.")
+                         f"Use one of: {', '.join(ALPHA_UPSAMPLERS)} (or None).")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    return img
+    if img.dtype in (np.uint8, np.uint16):
+        return img, img.dtype
+    if not np.issubdtype(img.dtype, np.floating):
+        raise ImageError(f"unsupported pixel type {img.dtype}", "Pass a uint8, uint16 or float OpenCV image.")
+    sixteen = img.size > 0 and float(np.max(img)) > 256  # upstream's rule
+    top = np.float32(65535.0 if sixteen else 255.0)
+    return (img.astype(np.float32) / top), np.dtype(np.uint16 if sixteen else np.uint8)
+
+
+def _resize_plane(plane: np.ndarray, size: tuple[int, int], interp: int, out_dtype: np.dtype) -> np.ndarray:
+    """``cv2.resize`` of one plane into ``out_dtype`` (a float plane in [0, 1] is scaled and rounded)."""
+    r = cv2.resize(np.ascontiguousarray(plane), size, interpolation=interp)
+    if r.dtype == out_dtype:
+        return r
+    return np.round(np.clip(r, 0.0, 1.0) * np.iinfo(out_dtype).max).astype(out_dtype)
+
+
+def _check_tta(backend: Backend) -> None:
+    """TTA turns windows by 90 degrees: a fixed-shape model must take square windows.
+
+    Raises:
+        SrError: a fixed, non-square input shape.
+    """
+    mx = backend.max_shape
+    if backend.window_shapes == "fixed" and mx is not None and mx[2] != mx[3]:
+        raise SrError(f"--tta turns tiles by 90 degrees, and this model takes only {mx[2]}x{mx[3]} windows",
+                      "Use a model with dynamic or square input shapes, or drop --tta.")
+
+
+def _upstream_order(model_path: object, tile: object, tile_pad: int, pre_pad: int,
+                    scale: int | None) -> tuple[object, object, int | None]:
+    """``Upscaler(4, "x.onnx")`` as ``RealESRGANer(scale, model_path)``: ``(model_path, tile, scale)``.
+
+    Raises:
+        TypeError: upstream's order with more positional arguments than its two, or a scale given twice.
+    """
+    if not isinstance(model_path, int) or isinstance(model_path, bool):
+        return model_path, tile, scale
+    if scale is not None:
+        raise TypeError("Upscaler(scale, model_path): the scale was given twice")
+    if tile_pad != 10 or pre_pad != 10:
+        raise TypeError("Upscaler(scale, model_path, ...) in upstream's order takes two positional arguments; "
+                        "pass the rest as keywords (tile=, tile_pad=, pre_pad=, half=)")
+    path = None if isinstance(tile, int) and not isinstance(tile, bool) and tile == 0 else tile
+    return path, 0, model_path
 
 
 def _gray(f: ModelFn | None) -> ModelFn | None:

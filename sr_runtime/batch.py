@@ -70,11 +70,12 @@ class BatchResult:
     """Wall time spent on videos (part of ``seconds``)."""
 
     def summary(self) -> str:
-        """``done 3, failed 1, skipped 0 in 2.1 s (1.52 MP/s)``; with videos ``(..., 240 frames at 9.8 frames/s)``."""
+        """``done 3, failed 1, skipped 0 in 2.1 s (1.52 input MP/s)``; with videos ``(..., 240 frames at 9.8
+        frames/s)``. The rate counts input megapixels, as every speed figure of sr-deploy does."""
         rates = []
         if self.megapixels > 0 or not self.frames:
             image_s = self.seconds - self.frame_seconds
-            rates.append(f"{self.megapixels / image_s if image_s > 0 else 0.0:.2f} MP/s")
+            rates.append(f"{self.megapixels / image_s if image_s > 0 else 0.0:.2f} input MP/s")
         if self.frames:
             fps = self.frames / self.frame_seconds if self.frame_seconds > 0 else 0.0
             rates.append(f"{self.frames} frames at {fps:.2f} frames/s")
@@ -279,6 +280,8 @@ class BatchOptions:
     """Print each failed file's traceback before its error line (the batch still goes on)."""
     tile_progress: bool | None = None
     """Show a tile progress bar (default: for a single file)."""
+    background: tuple[int, int, int] = (255, 255, 255)
+    """RGB colour that alpha is composited onto for formats without alpha (jpg, bmp)."""
 
 
 def error_line(src: str | Path, exc: BaseException) -> str:
@@ -543,7 +546,7 @@ class _Batch:
     def _write(self, res: _Upscaled) -> None:
         dst = output_path(res.job, res.mode)
         try:
-            for note in write_image(dst, res.pixels):
+            for note in write_image(dst, res.pixels, background=self.opts.background):
                 self.say(f"{dst}: {note}")
         except BaseException as exc:  # noqa: BLE001 - reported per file; the writer goes on
             self.fail(res.job, exc)

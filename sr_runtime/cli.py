@@ -12,9 +12,27 @@ from pathlib import Path
 
 import click
 
+from sr_runtime import __version__
 from sr_runtime.errors import SrError, cli_errors
 
 _TILE_HELP = "Tile size in input pixels, 0 for the whole image, or 'auto' (largest that fits --max-memory)."
+
+
+class UpstreamOption(click.Option):
+    """An option that also takes upstream's underscore spelling (``--tile_pad``), accepted but not listed in
+    ``--help`` (docs/upstream.md maps every upstream flag)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.shown = [o for o in self.opts if not (o.startswith("--") and "_" in o)]
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        every = self.opts
+        self.opts = self.shown
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = every
 
 
 def _parse_tile(value: str) -> int | str:
@@ -35,11 +53,13 @@ def print_info(model: str) -> None:
     from sr_runtime.backends import ENGINE_SUFFIXES
     from sr_runtime.backends.ort import available_providers
     from sr_runtime.errors import ModelFileError
-    from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo, export_first_error
+    from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo
 
     p = Path(model)
     if p.suffix.lower() in MODEL_SUFFIXES_TORCH:
-        raise export_first_error(p)
+        from sr_runtime.pth_model import exported_onnx
+
+        p = exported_onnx(p, lambda line: click.echo(f"note: {line}", err=True))
     extra: dict = {}
     if p.suffix.lower() in ENGINE_SUFFIXES:
         side = p.with_name(p.name + ".json")
@@ -120,18 +140,31 @@ def _run(inp: str, out: str, options, ray: dict | None):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="sr-run", message="%(prog)s (sr-deploy) %(version)s")
 @click.argument("inp", metavar="IN", required=False)
 @click.argument("out", metavar="OUT", required=False)
-@click.option("-m", "--model", type=click.Path(dir_okay=False), default=None,
-              help="Exported model (.onnx, .engine/.plan). Default: the shipped default model.")
+@click.option("-i", "--input", "inp_opt", metavar="IN", default=None, help="IN as an option (upstream's and ncnn's -i).")
+@click.option("-o", "--output", "out_opt", metavar="OUT", default=None, help="OUT as an option (-o).")
+@click.option("-m", "--model", "--model_path", cls=UpstreamOption, type=click.Path(), default=None,
+              help="Model: .onnx, .engine/.plan, or a .pth/.safetensors checkpoint (exported once and cached; needs "
+                   "the export extra). Default: the shipped demo model (see below).")
+@click.option("-n", "--name", "--model_name", "model_name", cls=UpstreamOption, metavar="NAME", default=None,
+              help="A model by name from the models folders (--models-dir, $SR_DEPLOY_MODELS, ./weights, "
+                   "~/.local/share/sr-deploy/models), e.g. -n RealESRGAN_x4plus.")
+@click.option("--models-dir", type=click.Path(file_okay=False), default=None, help="First folder -n looks in.")
+@click.option("--list-models", is_flag=True, help="List the models that -n finds, then exit.")
 @click.option("-s", "--outscale", type=float, default=None,
               help="Final scale; another value than the model's is a Lanczos resize afterwards.")
+@click.option("--scale", type=click.IntRange(1), default=None,
+              help="The model's own scale, for an ONNX without metadata whose scale a probe cannot find.")
 @click.option("-t", "--tile", default="auto", show_default=True, help=_TILE_HELP)
-@click.option("--tile-pad", type=click.IntRange(0), default=None,
+@click.option("--tile-pad", "--tile_pad", cls=UpstreamOption, type=click.IntRange(0), default=None,
               help="Context pixels around each tile (exact when >= the model's receptive radius, see --info). "
                    "Default: the radius when it is at most 40 (SRVGGNetCompact: num_conv + 2), else 10.")
-@click.option("--pre-pad", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--pre-pad", "--pre_pad", cls=UpstreamOption, type=click.IntRange(0), default=0, show_default=True,
               help="Reflect padding at the bottom/right edges, cropped afterwards.")
+@click.option("-x", "--tta", is_flag=True,
+              help="Test-time augmentation (ncnn's -x): mean over 8 flips/rotations, 8x slower, slightly better.")
 @click.option("-b", "--batch", type=click.IntRange(1), default=4, show_default=True, help="Tiles per model call.")
 @click.option("--backend", type=click.Choice(["auto", "ort", "ort-cuda", "trt", "triton"]), default="auto",
               show_default=True, help="auto: TensorRT for engines, ONNX Runtime (CUDA if usable, else CPU) for .onnx; "
@@ -140,12 +173,15 @@ def _run(inp: str, out: str, options, ray: dict | None):
               help="Triton's HTTP endpoint for --backend triton (default localhost:8000).")
 @click.option("--fp16/--fp32", "fp16", default=None,
               help="Precision comes from the model file (sr-export --fp16 writes x_fp16.onnx); --fp32 with an "
-                   "fp16 model uses its fp32 sibling x.onnx. Default: the file's own precision.")
+                   "fp16 model uses its fp32 sibling x.onnx when there is one. Default: the file's own precision.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for ONNX Runtime.")
-@click.option("--alpha-upsampler", type=click.Choice(["model", "realesrgan", "bicubic", "lanczos"]),
+@click.option("--alpha-upsampler", "--alpha_upsampler", cls=UpstreamOption,
+              type=click.Choice(["model", "realesrgan", "bicubic", "lanczos", "linear"]),
               default="model", show_default=True, help="How the alpha channel is upscaled ('realesrgan' = model).")
-@click.option("--ext", type=click.Choice(["auto", "png", "jpg", "webp", "tif", "bmp"]), default="auto",
+@click.option("-f", "--ext", type=click.Choice(["auto", "png", "jpg", "webp", "tif", "bmp"]), default="auto",
               show_default=True, help="Output format; auto keeps the input's (png for images with alpha).")
+@click.option("--background", default="white", show_default=True,
+              help="Colour under transparent pixels for jpg/bmp output (name, #rrggbb or r,g,b).")
 @click.option("--suffix", default="out", show_default=True, help="Appended to output names in a folder ('' for none).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT when it names an existing file (refused otherwise).")
@@ -171,26 +207,36 @@ def _run(inp: str, out: str, options, ray: dict | None):
 @click.option("--info", "info_model", metavar="MODEL", default=None,
               help="Print a model's metadata and the available providers, then exit.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
-def main(inp: str | None, out: str | None, tile: str, info_model: str | None, debug: bool, **flags) -> None:
+def main(inp: str | None, out: str | None, inp_opt: str | None, out_opt: str | None, tile: str,
+         info_model: str | None, list_models: bool, debug: bool, **flags) -> None:
     """Upscale images and videos with an exported super-resolution model.
 
     IN is an image, a video, a folder or a glob ('photos/*.jpg'); OUT is a folder, or a file name for one
-    input. Videos keep their frames, timing, sound and colours (extra 'video': pip install 'sr-deploy[video]').
+    input (-i IN / -o OUT work too). Videos keep their frames, timing, sound and colours (extra 'video':
+    pip install 'sr-deploy[video]').
+
+    Without --model the shipped default model runs: a small demo model (0.36 M parameters) that is much weaker
+    than the official ones; for real work download an official checkpoint (github.com/xinntao/Real-ESRGAN
+    releases) and pass it: sr-run IN OUT -m RealESRGAN_x4plus.pth (exported once; or sr-export it first).
 
     \b
     Examples:
       sr-run photo.jpg photo_x4.png
+      sr-run -i inputs -o results -m RealESRGAN_x4plus.pth --tile_pad 10
       sr-run clip.mp4 clip_x4.mp4 --crf 16
-      sr-run photos/ out/ --model model.onnx
+      sr-run photos/ out/ -n realesr-animevideov3 -x -f png
       sr-run big.tif out/ --tile auto --max-memory 2G
       sr-run s3://bucket/photos/ s3://bucket/x4/ --ray --ray-address auto --gpus-per-worker 1
       sr-run photos/ out/ --backend triton --triton-url localhost:8000 -m realesr-general-x4v3
       sr-run --info model.onnx
     """
-    if info_model is None and (not inp or not out):
-        raise click.UsageError("IN and OUT are required (or --info MODEL)")
+    if not list_models and info_model is None:
+        inp, out = _in_out(inp, out, inp_opt, out_opt)
     ray = _ray_flags(flags)
     with cli_errors(debug):
+        if list_models:
+            print_models(flags["models_dir"])
+            return
         if info_model is not None:
             print_info(info_model)
             return
@@ -205,6 +251,37 @@ def main(inp: str | None, out: str | None, tile: str, info_model: str | None, de
             raise signals.Interrupted(signal.SIGINT)
         if result.failed:
             raise SystemExit(1)
+
+
+def _in_out(inp: str | None, out: str | None, inp_opt: str | None, out_opt: str | None) -> tuple[str, str]:
+    """IN and OUT from the positionals and ``-i``/``-o``: the positionals fill what the options leave open.
+
+    Raises:
+        click.UsageError: one missing, or given twice.
+    """
+    given = [a for a in (inp, out) if a is not None]
+    need = [inp_opt is None, out_opt is None]
+    if len(given) > sum(need):
+        raise click.UsageError("IN or OUT given twice (as an argument and as -i/-o)")
+    fill = iter(given)
+    inp_v = inp_opt if inp_opt is not None else next(fill, None)
+    out_v = out_opt if out_opt is not None else next(fill, None)
+    if not inp_v or not out_v:
+        raise click.UsageError("IN and OUT are required (or -i IN -o OUT, --info MODEL, --list-models)")
+    return inp_v, out_v
+
+
+def print_models(models_dir: str | None) -> None:
+    """Print every models folder ``-n`` looks in, in order, with the models found there."""
+    from sr_runtime.api import DEFAULT_MODEL
+    from sr_runtime.model_names import list_models
+
+    for folder, found in list_models(models_dir):
+        state = "" if folder.is_dir() else " (does not exist)"
+        click.echo(f"{folder}{state}")
+        for m in found:
+            click.echo(f"  {m.name:<32} {m.path.name}")
+    click.echo(f"default (no --model, no -n): {DEFAULT_MODEL} (a small demo model)")
 
 
 if __name__ == "__main__":

@@ -247,11 +247,23 @@ def to_8bit(img: np.ndarray) -> np.ndarray:
     return ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def prepare_for_format(img: np.ndarray, ext: str) -> tuple[np.ndarray, list[str]]:
+def composite(img: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """A BGRA image over an opaque ``background`` (RGB, 0..255): ``color * a + background * (1 - a)``, BGR of the
+    input's dtype."""
+    top = float(np.iinfo(img.dtype).max)
+    a = img[..., 3:4].astype(np.float32) / np.float32(top)
+    bg = np.asarray(background[::-1], np.float32) * np.float32(top / 255.0)
+    out = img[..., :3].astype(np.float32) * a + bg * (np.float32(1.0) - a)
+    return np.round(out).astype(img.dtype)
+
+
+def prepare_for_format(img: np.ndarray, ext: str,
+                       background: tuple[int, int, int] = (255, 255, 255)) -> tuple[np.ndarray, list[str]]:
     """Adapt an OpenCV array to what the format can store; returns the array and notes on what changed.
 
-    JPEG/WebP/BMP are 8-bit: 16-bit is reduced. JPEG/BMP have no alpha: it is dropped. Gray+alpha is
-    stored as BGRA (OpenCV writes no 2-channel images).
+    JPEG/WebP/BMP are 8-bit: 16-bit is reduced. JPEG/BMP have no alpha: the image is composited onto
+    ``background`` (RGB, 0..255; white by default), so that colours under transparent pixels do not show.
+    Gray+alpha is stored as BGRA (OpenCV writes no 2-channel images).
     """
     e = ext.lower().lstrip(".")
     notes: list[str] = []
@@ -262,8 +274,9 @@ def prepare_for_format(img: np.ndarray, ext: str) -> tuple[np.ndarray, list[str]
         img = to_8bit(img)
         notes.append(f"{e} stores 8 bits: 16-bit output reduced to 8-bit (use png or tif to keep 16 bits)")
     if e in ("jpg", "jpeg", "bmp") and img.ndim == 3 and img.shape[2] == 4:
-        img = np.ascontiguousarray(img[..., :3])
-        notes.append(f"{e} has no alpha channel: alpha dropped (use png to keep it)")
+        img = composite(img, background)
+        color = "white" if tuple(background) == (255, 255, 255) else "rgb({},{},{})".format(*background)
+        notes.append(f"{e} has no alpha channel: composited onto {color} (--background; use png to keep alpha)")
     return img, notes
 
 
@@ -289,8 +302,10 @@ def encode_image(img: np.ndarray, ext: str) -> bytes:
     return buf.tobytes()
 
 
-def write_image(path: str | Path, img: np.ndarray, ext: str | None = None) -> list[str]:
-    """Encode and atomically write an image; the format comes from ``ext`` or the path's suffix.
+def write_image(path: str | Path, img: np.ndarray, ext: str | None = None, *,
+                background: tuple[int, int, int] = (255, 255, 255)) -> list[str]:
+    """Encode and atomically write an image; the format comes from ``ext`` or the path's suffix (alpha goes
+    onto ``background`` for formats without alpha, see :func:`prepare_for_format`).
 
     Returns:
         Notes on conversions the format forced (16 -> 8 bit, alpha dropped).
@@ -302,7 +317,7 @@ def write_image(path: str | Path, img: np.ndarray, ext: str | None = None) -> li
     e = (ext or p.suffix).lower().lstrip(".")
     if not e:
         raise ImageError("no output format", "Give the output file a suffix (.png, .jpg) or use --ext.", p)
-    img, notes = prepare_for_format(img, e)
+    img, notes = prepare_for_format(img, e, background)
     try:
         data = encode_image(img, e)
     except ImageError as exc:

@@ -41,7 +41,17 @@ class RunOptions:
     """Everything ``sr-run`` takes besides IN and OUT (one field per flag; the defaults are the CLI's)."""
 
     model: str | Path | None = None
-    """Exported model (``.onnx``, ``.engine``/``.plan``); None: the shipped default model."""
+    """Exported model (``.onnx``, ``.engine``/``.plan``) or a checkpoint (``.pth``, ``.safetensors``: exported on
+    first use, :mod:`sr_runtime.pth_model`); a folder with ``model_name``: where to look it up (ncnn's ``-m``);
+    None: ``model_name``, else the shipped default model."""
+    model_name: str | None = None
+    """A model looked up by name in the models folders (``-n``, :mod:`sr_runtime.model_names`)."""
+    models_dir: str | Path | None = None
+    """The first models folder ``model_name`` is looked up in (``--models-dir``)."""
+    scale: int | None = None
+    """The model's scale, for an ONNX without metadata whose scale a probe run cannot find (``--scale``)."""
+    tta: bool = False
+    """Test-time augmentation: the mean over the 8 flips/rotations (ncnn's ``-x``; 8 times the work)."""
     outscale: float | None = None
     """Final scale; another value than the model's is a Lanczos resize afterwards. None: the model's."""
     tile: int | Literal["auto"] = "auto"
@@ -62,9 +72,12 @@ class RunOptions:
     threads: int | None = None
     """CPU threads for ONNX Runtime."""
     alpha_upsampler: str = "model"
-    """How the alpha channel is upscaled: ``model`` (= ``realesrgan``), ``bicubic`` or ``lanczos``."""
+    """How the alpha channel is upscaled: ``model`` (= ``realesrgan``), ``bicubic``, ``lanczos`` or ``linear``."""
     ext: str = "auto"
     """Output format; ``auto`` keeps the input's (png for images with alpha)."""
+    background: str = "white"
+    """Colour under transparent pixels when a jpg/bmp output cannot keep alpha: a name (white, black, gray),
+    ``#rrggbb`` or ``r,g,b``."""
     suffix: str = "out"
     """Appended to output names in a folder (``""``: none)."""
     skip_existing: bool = False
@@ -105,12 +118,40 @@ class RunOptions:
         if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
             raise SrError(f"bad --outscale {self.outscale:g}",
                           "Use a positive scale such as 2 or 3.5 (omit it for the model's own scale).")
+        if self.scale is not None and self.scale < 1:
+            raise SrError(f"bad --scale {self.scale}", "Give the model's own scale: 1, 2, 3, 4 or 8.")
+        parse_color(self.background)
 
     def batch_options(self) -> BatchOptions:
         """The file-level part, for :func:`sr_runtime.batch.run_batch`."""
         return BatchOptions(outscale=self.outscale, alpha_upsampler=self.alpha_upsampler,
                             skip_existing=self.skip_existing, max_pixels=self.max_pixels, quiet=self.quiet,
-                            writers=default_writers(), debug=self.debug)
+                            writers=default_writers(), debug=self.debug, background=parse_color(self.background))
+
+
+COLORS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128)}
+"""Colour names ``--background`` takes (besides ``#rrggbb`` and ``r,g,b``)."""
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """``white``, ``#ff8000``, ``#f80`` or ``255,128,0`` -> ``(r, g, b)`` in 0..255.
+
+    Raises:
+        SrError: anything else.
+    """
+    t = text.strip().lower()
+    if t in COLORS:
+        return COLORS[t]
+    try:
+        if t.startswith("#") and len(t) in (4, 7):
+            digits = t[1:] if len(t) == 7 else "".join(c * 2 for c in t[1:])
+            return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+        parts = [int(v) for v in t.split(",")]
+        if len(parts) == 3 and all(0 <= v <= 255 for v in parts):
+            return parts[0], parts[1], parts[2]
+    except ValueError:
+        pass
+    raise SrError(f"bad --background '{text}'", f"Use {', '.join(COLORS)}, #rrggbb or r,g,b (0-255).")
 
 
 def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None = None) -> BatchResult:
@@ -167,7 +208,8 @@ def open_upscaler(path: Path, opts: RunOptions, note: Callable[[str], None] | No
     else:
         model = path
     return Upscaler(model, opts.tile, opts.tile_pad, opts.pre_pad, batch=opts.batch, backend=opts.backend,
-                    threads=opts.threads, fp16=bool(opts.fp16), max_memory=opts.max_memory, notify=note)
+                    threads=opts.threads, fp16=bool(opts.fp16), max_memory=opts.max_memory, notify=note,
+                    scale=opts.scale, tta=opts.tta)
 
 
 def triton_model_name(model: str | Path | None) -> str:
@@ -208,17 +250,23 @@ def clean_stale_outputs(jobs: list[Job]) -> None:
 
 
 def model_file(opts: RunOptions, note: Callable[[str], None]) -> Path:
-    """The model file to open: ``opts.model`` or the shipped default; ``fp16=False`` with an fp16 ``.onnx``
-    switches to its fp32 sibling (precision otherwise comes from the file, with a note when asked otherwise).
+    """The model file to open: ``opts.model``, the model named ``opts.model_name`` or the shipped default (a
+    checkpoint is exported once, :mod:`sr_runtime.pth_model`); ``fp16=False`` with an fp16 ``.onnx`` switches to its fp32 sibling (precision otherwise comes from the
+    file, with a note when asked otherwise).
 
     Raises:
-        SrError: ``fp16=False`` for an fp16 model without an fp32 sibling; no default model is shipped.
+        SrError: ``fp16=False`` for an fp16 model without an fp32 sibling; no default model is shipped; no model
+            of that name; a folder as the model without a name.
     """
-    from sr_runtime.api import _fp32_sibling, default_model_path
-    from sr_runtime.info import ModelInfo, read_onnx_metadata
+    from sr_runtime.api import _fp32_sibling
+    from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo, read_onnx_metadata
     from sr_runtime.probe import has_metadata
 
-    path = Path(opts.model) if opts.model else default_model_path()
+    path = _named_model(opts)
+    if path.suffix.lower() in MODEL_SUFFIXES_TORCH:  # exported here once, so --ray's actors get the ONNX
+        from sr_runtime.pth_model import exported_onnx
+
+        return exported_onnx(path, note)
     if opts.fp16 is None or path.suffix.lower() != ".onnx" or not path.is_file():
         return path
     props = read_onnx_metadata(path)
@@ -228,10 +276,34 @@ def model_file(opts: RunOptions, note: Callable[[str], None]) -> Path:
     if opts.fp16 is False and precision == "float16":
         sibling = _fp32_sibling(path)
         if sibling is None:
-            raise SrError("--fp32 was asked but the model is fp16",
-                          "Pass the fp32 .onnx with --model (sr-export writes both).", path)
+            raise SrError("--fp32 was asked but the model is fp16 and has no fp32 sibling (x.onnx next to "
+                          "x_fp16.onnx)", "sr-export --fp16 writes only the fp16 file: export the fp32 one with "
+                          "sr-export CHECKPOINT (without --fp16) and pass it with --model, or drop --fp32.", path)
         note(f"--fp32: using {sibling}")
         return sibling
     if opts.fp16 and precision == "float32":
         note("--fp16: this model is fp32 and precision comes from the file; export an fp16 one with sr-export --fp16")
     return path
+
+
+def _named_model(opts: RunOptions) -> Path:
+    """``opts.model``, or the model ``opts.model_name`` looked up in the models folders (``opts.model`` may be
+    the first folder, as ncnn's ``-m DIR -n NAME``), or the shipped default.
+
+    Raises:
+        SrError, ModelFileError: a file and a name both given, a folder without a name, no such name.
+    """
+    from sr_runtime.api import default_model_path
+    from sr_runtime.errors import ModelFileError
+    from sr_runtime.model_names import find_model
+
+    model = Path(opts.model) if opts.model else None
+    if opts.model_name:
+        if model is not None and not model.is_dir():
+            raise SrError("--model FILE and -n NAME both choose a model",
+                          "Give one of them (with -n, --models-dir DIR or -m DIR says where to look).")
+        return find_model(opts.model_name, model or opts.models_dir)
+    if model is not None and model.is_dir():
+        raise ModelFileError("is a folder, not a model file",
+                             "Give a model file, or add -n NAME to take that model from this folder.", model)
+    return model or default_model_path()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,23 @@ TINY_HPARAMS: dict[str, dict] = {
     "SRVGGNetCompact": {"num_feat": 8, "num_conv": 2, "upscale": 4, "act_type": "prelu"},
 }
 """Small hyperparameters per registered architecture (tests fail loudly when an arch lacks an entry)."""
+
+
+_CACHE: list[str] = []
+
+
+def pytest_configure(config) -> None:
+    """Tests never write into the user's cache: sr-deploy's cache folder (engines, checkpoints that
+    ``sr-run -m x.pth`` exported) is a temporary one for the session, subprocesses included, unless
+    ``SR_DEPLOY_CACHE`` is set already."""
+    if "SR_DEPLOY_CACHE" not in os.environ:
+        _CACHE.append(tempfile.mkdtemp(prefix="sr-deploy-test-cache-"))
+        os.environ["SR_DEPLOY_CACHE"] = _CACHE[0]
+
+
+def pytest_unconfigure(config) -> None:
+    for folder in _CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _has_torch() -> bool:

@@ -116,7 +116,8 @@ def build(d: Path) -> list[Case]:
     (d / "model.engine").write_bytes(os.urandom(256))
     cases.append(_case("engine without sidecar", d / "model.engine", r"sidecar", "random bytes named .engine"))
     (d / "net.pth").write_bytes(b"PK\x03\x04")
-    cases.append(_case("checkpoint as model", d / "net.pth", r"sr-export", "a .pth given to sr-run"))
+    cases.append(_case("checkpoint as model", d / "net.pth", r"(not a PyTorch checkpoint|sr-deploy\[export\])",
+                       "a .pth given to sr-run that is no checkpoint (exported on first use when it is one)"))
     cases.append(_case("missing model", d / "missing.onnx", r"not found", "no such file"))
     (d / "model.txt").write_text("x")
     cases.append(_case("unknown suffix", d / "model.txt", r"(unknown model file type|not a readable ONNX)",

@@ -80,7 +80,7 @@ def test_bad_inputs():
     with pytest.raises(ImageError, match="alpha upsampler"):
         up.enhance(np.zeros((2, 2, 4), np.uint8), alpha_upsampler="bilinear")  # type: ignore[arg-type]
     with pytest.raises(ImageError, match="pixel type"):
-        up.enhance(np.zeros((2, 2, 3), np.float32))
+        up.enhance(np.zeros((2, 2, 3), np.int64))
     with pytest.raises(SrError, match="tile"):
         Upscaler(FakeBackend(scale=2), tile=-1)
 
