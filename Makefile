@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 
-.PHONY: check test lint venv demo bench bench-gpu clean
+.PHONY: check test lint venv demo bench bench-gpu clean train-demo
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,3 +51,13 @@ $(DEMO_VENV)/.installed: setup.cfg pyproject.toml
 
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python scripts/demo.py --out demo
+
+# `make train-demo`: the whole path on the CPU in under a minute: sr-train's tiny_cpu config (100 iterations on the
+# four crops shipped with it), sr-export of its checkpoint, sr-run of the bundled photo -> build/train-demo/.
+TRAIN_DEMO ?= build/train-demo
+train-demo: $(VENV)/.installed
+	rm -rf $(TRAIN_DEMO)
+	$(VENV)/bin/sr-train --config tiny_cpu --output $(TRAIN_DEMO) --no-progress --set train.total_iter=100 \
+		--set logger.save_checkpoint_freq=100 --set logger.print_freq=50
+	$(VENV)/bin/sr-export $(TRAIN_DEMO)/models/net_g_latest.pth -o $(TRAIN_DEMO)/tiny_cpu.onnx
+	$(VENV)/bin/sr-run sr_runtime/models/sample.png $(TRAIN_DEMO)/sample_x4.png -m $(TRAIN_DEMO)/tiny_cpu.onnx

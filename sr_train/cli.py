@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from sr_runtime import __version__
 from sr_runtime.errors import MissingExtraError, cli_errors
 
 
@@ -36,6 +37,7 @@ def _setup_logging(main: bool, debug: bool) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="sr-train", message="%(prog)s (sr-deploy) %(version)s")
 @click.option("--config", "config", required=True, metavar="YAML",
               help="Training config: a YAML path or a shipped name (x4, x4_net, x4_compact, x4_compact_net, tiny_cpu).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -53,6 +55,7 @@ def main(config: str, overrides: tuple[str, ...], resume: str | None, output: st
 
     \b
     Examples:
+      sr-train --config tiny_cpu                  # seconds, on 4 crops shipped with it: try the whole path
       sr-train --config x4_net.yaml --set datasets.train.dataroot_gt=data/hr
       sr-train --config x4.yaml --set path.pretrain_network_g=experiments/x4_net/models/net_g_latest.pth
       sr-train --config x4.yaml --resume auto

@@ -97,7 +97,27 @@ def from_yaml(path: str | Path) -> TrainConfig:
         raise ConfigError("invalid YAML: nested too deeply", "A config is a few levels of mappings.", p) from None
     if not isinstance(data, Mapping):
         raise ConfigError("the config is not a YAML mapping", "Start from a shipped config such as x4.yaml.", p)
-    return from_dict(data, p)
+    return from_dict(_beside_config(data, p.parent), p)
+
+
+DATA_PATH_KEYS = ("dataroot_gt", "dataroot_lq", "meta_info")
+"""Dataset keys holding paths (see :func:`_beside_config`)."""
+
+
+def _beside_config(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
+    """Relative dataset paths are relative to the current folder, as upstream's; one that does not exist there
+    but does beside the config file is taken from there (so ``tiny_cpu`` finds the images shipped with it)."""
+    sections = data.get("datasets")
+    if not isinstance(sections, Mapping):
+        return data
+    fixed = {}
+    for name, section in sections.items():
+        if isinstance(section, Mapping):
+            section = {k: (str(folder / v) if k in DATA_PATH_KEYS and isinstance(v, str) and v
+                           and not Path(v).is_absolute() and not Path(v).exists() and (folder / v).exists() else v)
+                       for k, v in section.items()}
+        fixed[name] = section
+    return {**data, "datasets": fixed}
 
 
 def to_dict(cfg: Any) -> Any:
