@@ -204,7 +204,7 @@ def _mark(r: Row) -> str:
 
 
 def photo_table(ctx: Context) -> list[str]:
-    lines = ["| model | path | s / image | MP/s | × ref whole | × ref tiled | model s | executed / image px | "
+    lines = ["| model | path | s / image | input MP/s | × ref whole | × ref tiled | model s | executed / image px | "
              "model GFLOP/s | % peak | peak RSS MB | max abs diff vs ref (8-bit) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in ctx.models:
@@ -227,7 +227,7 @@ def photo_table(ctx: Context) -> list[str]:
 
 
 def folder_table(ctx: Context) -> list[str]:
-    lines = ["| model | path | images | s (whole folder) | MP/s | × ref CLI | startup s | MP/s excl. startup | "
+    lines = ["| model | path | images | s (whole folder) | input MP/s | × ref CLI | startup s | input MP/s excl. startup | "
              "time in model | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in ctx.models:
         ref = ctx.row(m, "ref-folder", "folder")
@@ -327,7 +327,7 @@ def targets(ctx: Context) -> list[dict[str, Any]]:
             io_txt = (f"; model {model_only.model_seconds:.2f} s + PNG I/O {io.seconds:.2f} s vs CLI "
                       f"{cli.seconds - start:.2f} s" if io and not io.error else "")
             out.append({"target": f"{m}: folder throughput (sr-run CLI, excl. {start:.2f} s startup) vs model only",
-                        "measured": f"{f * 100:.0f}% ({thr:.3g} vs {mthr:.3g} MP/s; incl. startup "
+                        "measured": f"{f * 100:.0f}% ({thr:.3g} vs {mthr:.3g} input MP/s; incl. startup "
                                     f"{cli.megapixels / cli.seconds / mthr * 100:.0f}%{io_txt})",
                         "goal": f"≥ {FOLDER_TARGET * 100:.0f}%", "met": f >= FOLDER_TARGET,
                         "miss": None if f >= FOLDER_TARGET else f"{(FOLDER_TARGET - f) * 100:.0f} points short"})

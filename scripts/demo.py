@@ -5,7 +5,8 @@ Runtime only (numpy, OpenCV, onnxruntime; never torch). Writes into ``--out`` (d
 * ``<sample>_x4.png``: the whole photo upscaled by the shipped model;
 * ``side_by_side.png``: a detail crop, input nearest-upscaled | bicubic | ours, with labels;
 
-and prints the output paths, the upscaling time and the megapixels per second (output pixels / seconds).
+and prints the output paths, the upscaling time and the speed in input megapixels per second (the unit of sr-run's
+summary and of the benchmarks).
 
 Usage::
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     out = fn(lq)
     dt = time.perf_counter() - t0
     mp = out.shape[0] * out.shape[1] / 1e6
+    mp_in = lq.shape[0] * lq.shape[1] / 1e6
     args.out.mkdir(parents=True, exist_ok=True)
     out_path = args.out / f"{src.stem}_x{scale}.png"
     sbs_path = args.out / "side_by_side.png"
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input:        {src} ({lq.shape[1]}x{lq.shape[0]})")
     print(f"output:       {out_path} ({out.shape[1]}x{out.shape[0]}, {mp:.2f} MP)")
     print(f"side by side: {sbs_path} (input nearest | bicubic | {model.stem}, detail {box})")
-    print(f"time:         {dt:.2f} s upscaling = {mp / dt:.2f} output megapixels/s")
+    print(f"time:         {dt:.2f} s upscaling = {mp_in / dt:.2f} input MP/s")
     return 0
 
 
