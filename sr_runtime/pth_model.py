@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,23 @@ def cached_onnx_path(path: Path, digest: str, cache_dir: str | Path | None = Non
     return Path(cache_dir or default_cache_dir()) / SUBFOLDER / f"{stem}_{digest[:16]}.onnx"
 
 
+def check_container(path: Path) -> None:
+    """Refuse, before torch is imported (seconds), a file that cannot be a checkpoint: a ``.pth``/``.pt`` is a
+    zip archive (torch >= 1.6) or a pickle (older torch: protocol 2 starts with ``0x80``); ``.safetensors`` and
+    anything else are left to sr-export's loader.
+
+    Raises:
+        ModelFileError: neither a zip archive nor a pickle.
+    """
+    if path.suffix.lower() not in (".pth", ".pt", ".ckpt"):
+        return
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and not (len(head) == 2 and head[0] == 0x80 and head[1] >= 2):
+        raise ModelFileError("not a PyTorch checkpoint (neither a zip archive nor a pickle)",
+                             "Pass a Real-ESRGAN/ESRGAN generator checkpoint (.pth or .safetensors).", path)
+
+
 def _missing_extra(path: Path, module: str = "torch") -> MissingExtraError:
     err = MissingExtraError(module.split(".")[0], "export", f"a {path.suffix} model (exported to ONNX on first use)")
     err.path = str(path)
@@ -57,7 +75,7 @@ def exported_onnx(path: str | Path, notify: Callable[[str], None] | None = None,
         cache_dir: the engine cache folder (default: ``$SR_DEPLOY_CACHE`` or ``~/.cache/sr-deploy/engines``).
 
     Raises:
-        ModelFileError: no such file, or a checkpoint sr-export cannot load.
+        ModelFileError: no such file, not a checkpoint (:func:`check_container`), or one sr-export cannot load.
         MissingExtraError: torch (the ``export`` extra) is not installed.
         ParityError: the ONNX does not match PyTorch (nothing is cached).
     """
@@ -68,6 +86,7 @@ def exported_onnx(path: str | Path, notify: Callable[[str], None] | None = None,
     onnx = cached_onnx_path(p, file_sha256(p), cache_dir)
     if onnx.is_file():
         return onnx
+    check_container(p)
     if importlib.util.find_spec("torch") is None:
         raise _missing_extra(p)
     try:

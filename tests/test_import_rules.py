@@ -174,10 +174,9 @@ def test_every_runtime_module_imports_light_in_a_fresh_process():
 def test_sr_run_works_with_torch_unimportable(tmp_path):
     """``sr-run`` answers (here: its one-line error naming the extra for a .pth model) with torch and the
     training/export packages blocked."""
-    from tests.torchless import run_blocked
+    from tests.torchless import run_blocked, zip_checkpoint
 
-    pth = tmp_path / "net.pth"
-    pth.write_bytes(b"PK\x03\x04")
+    pth = zip_checkpoint(tmp_path / "net.pth")
     r = run_blocked(tmp_path, "sr_runtime.cli", ["sr-run", "--info", pth], FORBIDDEN["sr_runtime"], cwd=ROOT)
     assert r.returncode == 1 and r.stderr.strip() == (
         f"error: {pth}: a .pth model (exported to ONNX on first use) needs the 'torch' module. Install it with: "

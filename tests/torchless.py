@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 
@@ -18,3 +19,10 @@ def run_blocked(tmp_path: Path, module: str, argv: list[str], blocked: tuple[str
     code = (f"import sys; sys.path.insert(0, {str(blocker)!r}); sys.argv = {[str(a) for a in argv]!r}\n"
             f"from {module} import main\nmain()\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, **kw)
+
+
+def zip_checkpoint(path: Path) -> Path:
+    """A zip archive named like a checkpoint (it passes sr-run's container check, torch would refuse it)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"")
+    return path

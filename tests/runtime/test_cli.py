@@ -24,8 +24,8 @@ def one_error_line(result) -> str:
 
 
 def test_pth_model_message(image_files, tmp_path):
-    """A .pth that is no checkpoint: sr-export's one line (with torch; without it, the extra: test_upstream.py)."""
-    pytest.importorskip("torch")
+    """A .pth that is no checkpoint: one line before torch is even imported (a real one is exported: see
+    test_upstream.py)."""
     pth = tmp_path / "model.pth"
     pth.write_bytes(b"PK")
     r = invoke(image_files["rgb"], tmp_path / "o", "--model", pth)

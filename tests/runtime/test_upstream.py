@@ -385,10 +385,9 @@ def test_pth_model_is_exported_once_and_runs(image_files, tmp_path, monkeypatch)
 
 def test_pth_model_without_torch_names_the_extra(tmp_path):
     """Row '... without it, one line naming the extra': torch hidden from the import system."""
-    from tests.torchless import run_blocked
+    from tests.torchless import run_blocked, zip_checkpoint
 
-    pth = tmp_path / "x.pth"
-    pth.write_bytes(b"PK\x03\x04")
+    pth = zip_checkpoint(tmp_path / "x.pth")
     img = tmp_path / "in.png"
     cv2.imwrite(str(img), np.zeros((4, 4, 3), np.uint8))
     r = run_blocked(tmp_path, "sr_runtime.cli", ["sr-run", img, tmp_path / "o", "-m", pth])
