@@ -537,3 +537,24 @@ def test_float_arrays_follow_upstreams_range_rule():
         assert np.array_equal(out_i[..., 3], cv2.resize(a, (12, 10), interpolation=cv2.INTER_LINEAR))
         # the float alpha is resized in float and rounded once; OpenCV's integer resize rounds its own way
         assert np.abs(out_f[..., 3].astype(int) - out_i[..., 3].astype(int)).max() <= 1
+
+
+UPSTREAM_FLAGS = ("-i/--input", "-n/--model_name", "-o/--output", "-dn/--denoise_strength", "-s/--outscale",
+                  "--model_path", "--suffix", "-t/--tile", "--tile_pad", "--pre_pad", "--face_enhance", "--fp32",
+                  "--alpha_upsampler", "--ext", "-g/--gpu-id")
+"""Every flag of upstream's inference_realesrgan.py (its argparse definitions)."""
+NCNN_FLAGS = ("-i input-path", "-o output-path", "-s scale", "-t tile-size", "-m model-path", "-n model-name",
+              "-g gpu-id", "-j load:proc:save", "-x", "-f format", "-v", "-h")
+"""Every flag of realesrgan-ncnn-vulkan (its usage text)."""
+
+
+def test_flag_mapping_page_names_every_upstream_flag():
+    """'A docs page maps every upstream and ncnn flag to ours': each has its row in docs/upstream.md."""
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "upstream.md").read_text()
+    python, ncnn = page.split("## `realesrgan-ncnn-vulkan`")
+    for section, flags in ((python, UPSTREAM_FLAGS), (ncnn, NCNN_FLAGS)):
+        firsts = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| `")]
+        for flag in flags:
+            assert any(re.match(rf"`{re.escape(flag)}[` ]", cell) for cell in firsts), flag
