@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from sr_runtime import __version__  # the one version of sr-deploy (setup.cfg reads it there)
 
-__all__ = ["ExportOptions", "ExportResult", "ParityError", "__version__", "export"]
+__all__ = ["ExportOptions", "ExportResult", "ParityError", "__version__", "export", "write_metadata"]
 
 _LAZY = {"ExportOptions": "sr_export.pipeline", "ExportResult": "sr_export.pipeline", "export": "sr_export.pipeline",
-         "ParityError": "sr_export.errors"}
+         "ParityError": "sr_export.errors", "write_metadata": "sr_export.metadata"}
 """Public name -> the module that defines it, imported on first access (PEP 562)."""
 
 

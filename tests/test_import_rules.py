@@ -186,7 +186,7 @@ def test_sr_run_works_with_torch_unimportable(tmp_path):
 def test_export_library_imports_neither_torch_nor_click():
     """``import sr_export`` is empty; its public names and the ONNX->ONNX fp16 pass need no torch."""
     r = _fresh("import sys\nimport sr_export\nassert 'sr_export.pipeline' not in sys.modules\n"
-               "from sr_export import ExportOptions, ExportResult, ParityError, export\n"
+               "from sr_export import ExportOptions, ExportResult, ParityError, export, write_metadata\n"
                "import sr_export.fp16\n"
                "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'click', 'sr_train'))\n"
                "assert not bad, bad\n")
