@@ -170,7 +170,8 @@ def upscale_files(inp: str | Path, out: str | Path, options: RunOptions | None =
     path = model_file(opts, note)
     with open_upscaler(path, opts, note) as up:
         if not opts.quiet:
-            note(f"{path.name}: {up.info.arch} x{up.scale} on {up.provider}")
+            demo = "" if opts.model or opts.model_name else " (the small shipped demo model; -m for an official one)"
+            note(f"{path.name}: {up.info.arch} x{up.scale} on {up.provider}{demo}")
             radius = up.info.receptive_radius
             if isinstance(opts.tile, int) and opts.tile > 0 and up.tile_pad < radius:
                 note(f"--tile-pad {up.tile_pad} is below the model's receptive radius {radius}: "

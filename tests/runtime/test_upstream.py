@@ -462,6 +462,15 @@ def test_version_and_help_of_the_three_commands():
     assert "a small demo model" in text and "sr-run IN OUT -m RealESRGAN_x4plus.pth" in text
 
 
+@needs_ort
+def test_a_run_on_the_default_model_says_it_is_the_demo(image_files, onnx_model, tmp_path):
+    """Row 'ran with no --model': the run's first note says so too (and only then)."""
+    r = invoke(image_files["rgb"], tmp_path / "a.png")
+    assert r.exit_code == 0 and "the small shipped demo model; -m for an official one" in r.stderr
+    r = invoke(image_files["rgb"], tmp_path / "b.png", "-m", onnx_model("SRVGGNetCompact"))
+    assert r.exit_code == 0 and "demo model" not in r.stderr
+
+
 # ------------------------------------------------------------------------------ row: the Python API
 def test_upscaler_takes_realesrganer_arguments(image_files, tmp_path):
     """Row 'Upscaler(4, "x.onnx"), Upscaler(scale=4, model_path=...), enhance("path.png")'."""
