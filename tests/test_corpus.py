@@ -344,8 +344,9 @@ def test_sr_run_signal_at_start_up(model, tmp_path, sig, when, delay):
     """From the CLI's first line on (found by its handler in /proc) and while onnxruntime's library is being
     mapped: one line, 128 + signum, nothing written; never ignored (the issue's "exit 0, outputs written")."""
     out = tmp_path / "out"
+    n = 12  # enough work that a busy machine's late signal still lands mid-run (3 images raced on a loaded CI)
     t0 = time.perf_counter()
-    p = start("sr-run", [_images(tmp_path, 3, 128), out, "--model", model, "-q", "--tile", "16"])
+    p = start("sr-run", [_images(tmp_path, n, 128), out, "--model", model, "-q", "--tile", "16"])
     wait_for(lambda: WHEN[when](p) or p.poll() is not None, p, what=when)
     time.sleep(delay)
     p.send_signal(sig)
@@ -355,7 +356,8 @@ def test_sr_run_signal_at_start_up(model, tmp_path, sig, when, delay):
     assert_contract(r, 128 + sig)
     assert r.errors() == [f"{'interrupted' if sig == signal.SIGINT else 'stopped by SIGTERM'}. "
                           "Nothing partial was left behind."]
-    assert _outputs_whole(out, 128) in ([], ["img0_out.png"], ["img0_out.png", "img1_out.png"])
+    done = _outputs_whole(out, 128)
+    assert len(done) < n and set(done) == {f"img{i}_out.png" for i in range(len(done))}
     assert leftovers(out) == []
 
 
