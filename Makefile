@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(VPY) -m pip install -q --upgrade pip
 	# The CPU torch wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(VPY) -m pip install -q $(TORCH_CPU)
-	$(VPY) -m pip install -q -e '.[train,export,ort,trt-rtx,video,ray,triton,dev]'
+	$(VPY) -m pip install -q -e '.[train,export,ort,trt-rtx,video,ray,triton,tiff,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -31,8 +31,11 @@ clean:
 # `make bench`: our paths against the upstream algorithm (benchmarks/run.py, ~15 min on 2 cores) into
 # benchmarks/results/; `make bench QUICK=1` is a ~1 minute smoke run (results/quick/). The plot needs the
 # [bench] extra (matplotlib); without it the Markdown table is still written. Report: docs/benchmarks.md.
+# Then benchmarks/bigimage.py (memory and time against image size, docs/big-images.md): BIG=0 skips it, SLOW=1
+# adds the 20000x20000 -> x4 TIFF case (about 20 GB of output pixels, 15+ minutes).
 bench: $(VENV)/.installed
 	$(VPY) -m benchmarks.run $(if $(QUICK),--quick) $(BENCH_ARGS)
+	$(if $(filter 0,$(BIG)),,$(VPY) -m benchmarks.bigimage $(if $(QUICK),--quick) $(if $(SLOW),--slow))
 
 # `make bench-gpu`: the GPU check on a CUDA machine (docs/gpu.md): versions, gpu tests, our CUDA code on the real
 # driver, parity and frames/s against torch fp16 -> benchmarks/results/gpu/gpu.{json,md}. Without a venv:

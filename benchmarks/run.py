@@ -360,7 +360,7 @@ class Job:
     """Worker arguments (JSON)."""
 
 
-def run_child(job: Job, threads: int, cache: Path, log: Any) -> dict[str, Any]:
+def run_child(job: Job, threads: int, cache: Path, log: Any, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
     """Run ``job`` in a fresh interpreter; return its result plus wall time and peak RSS (``os.wait4``)."""
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
@@ -381,7 +381,7 @@ def run_child(job: Job, threads: int, cache: Path, log: Any) -> dict[str, Any]:
         busy0, steal0 = cpu_jiffies()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        timer = threading.Timer(CHILD_TIMEOUT_S, proc.kill)
+        timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
             _, status, ru = os.wait4(proc.pid, 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -24,9 +24,14 @@ from sr_runtime.memory import auto_tile, default_budget, parse_memory
 from sr_runtime.tiling import (
     MIN_TILE,
     ModelFn,
+    TilePlan,
     TileSettings,
     default_pad,
     max_core,
+    padded_rows,
+    padding,
+    plan_bands,
+    run_band,
     run_tiled,
     run_tiled_many,
     with_fp32_redo,
@@ -41,6 +46,22 @@ _ALPHA_INTERP = {"bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4, "lin
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 """The shipped default model (package data)."""
+
+
+
+class RowSource(Protocol):
+    """An image whose rows are read on demand (:meth:`Upscaler.enhance_rows`); calls come top to bottom, each
+    ``y0`` at least the previous one's (the readers of :mod:`sr_runtime.stream` may forget earlier rows)."""
+
+    height: int
+    width: int
+    channels: int
+    """1 (gray), 2 (gray+alpha), 3 (BGR) or 4 (BGRA)."""
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``[y0, y1)`` in OpenCV layout, uint8 or uint16."""
+        ...
+
 
 _GRAY = (np.float32(0.299), np.float32(0.587), np.float32(0.114))  # cv2 RGB2GRAY weights
 
@@ -232,7 +253,8 @@ class Upscaler:
             self._said.add(msg)
             self.notify(msg)
 
-    def _tile_for(self, h: int, w: int, max_tile: int | None, batch: int) -> int:
+    def _tile_for(self, h: int, w: int, max_tile: int | None, batch: int, reserved: int = 0, row_bytes: int = 0,
+                  budget: int | None = None, quiet: bool = False) -> int:
         if self.backend.window_shapes == "fixed" and max_tile is not None:
             return max_tile  # one window shape only: every window is exactly the model's input
         if self.tile != "auto":
@@ -242,18 +264,29 @@ class Upscaler:
                     self._say(f"the engine's profile limits the tile to {max_tile}")
                 tile = max_tile
             return tile
-        budget = self.max_memory or default_budget(self.backend.free_memory())
+        if self.max_memory:  # the whole job's budget: the tiles get what the image data leaves
+            budget = self.max_memory - reserved
+        elif budget is None:
+            budget = default_budget(self.backend.free_memory())
         tile = auto_tile(self.info, h + self.pre_pad, w + self.pre_pad, pad=self.tile_pad, batch=batch,
-                         budget=budget, min_tile=MIN_TILE, max_tile=max_tile)
-        self._say(f"--tile auto: {f'tile {tile}' if tile else 'whole image'} for {w}x{h} "
-                  f"(memory budget {budget / 2**20:.0f} MB)")
+                         budget=max(1, budget), min_tile=MIN_TILE, max_tile=max_tile, row_bytes=row_bytes)
+        if not quiet:
+            self._say(f"--tile auto: {f'tile {tile}' if tile else 'whole image'} for {w}x{h} "
+                      f"(memory budget {max(1, budget) / 2**20:.0f} MB)")
         return tile
 
-    def plan(self, h: int, w: int) -> tuple[int, int]:
-        """The ``(tile, batch)`` used for an ``h`` x ``w`` image (``tile`` 0: whole image)."""
+    def plan(self, h: int, w: int, reserved: int = 0, *, row_bytes: int = 0, budget: int | None = None,
+             quiet: bool = False) -> tuple[int, int]:
+        """The ``(tile, batch)`` used for an ``h`` x ``w`` image (``tile`` 0: whole image).
+
+        For ``tile="auto"``: ``reserved`` is what the caller holds for the image data (input, output), taken off
+        ``max_memory`` when that is set; ``row_bytes`` is memory per window row that grows with the width (a
+        streamed output's bands, :func:`sr_runtime.memory.auto_tile`); ``budget`` replaces the default budget
+        (a quarter of the free memory) when ``max_memory`` is not set. ``quiet``: no notes (an estimate).
+        """
         max_tile, batch = self._engine_limits()
-        tile = self._tile_for(h, w, max_tile, batch)
-        if 0 < tile < self.tile_pad:
+        tile = self._tile_for(h, w, max_tile, batch, reserved, row_bytes, budget, quiet)
+        if 0 < tile < self.tile_pad and not quiet:
             side = tile + 2 * self.tile_pad
             self._say(f"--tile-pad {self.tile_pad} is larger than the tile {tile}: each window computes "
                       f"{side * side / tile / tile:.0f}x its tile's pixels; use a larger --tile")
@@ -262,12 +295,6 @@ class Upscaler:
     def _settings(self, tile: int, batch: int) -> TileSettings:
         return TileSettings(scale=self.scale, tile=tile, pad=self.tile_pad, batch=batch, pre_pad=self.pre_pad,
                             size_multiple=self.info.size_multiple, windows=self.backend.window_shapes)
-
-    def _run(self, img: np.ndarray, fn: ModelFn, fallback: ModelFn | None, out: np.ndarray, tile: int,
-             batch: int, progress: Callable[[int, int], None] | None) -> None:
-        if fallback is not None:
-            fn = with_fp32_redo(fn, fallback, self.notify)
-        run_tiled(img, fn, self._settings(tile, batch), out=out, progress=progress, notify=self.notify)
 
     def enhance(
         self,
@@ -380,24 +407,77 @@ class Upscaler:
         """The model's output for every plane of ``img`` (colour, then alpha), in the input's layout."""
         h, w = img.shape[:2]
         s = self.scale
-        tile, batch = self.plan(h, w)
-        fn, fallback = self._model_fns()
         out = np.empty((h * s, w * s) + (() if mode == "L" else (img.shape[2],)), out_dtype)
-        if mode == "RGB":
-            self._run(img[..., ::-1], fn, fallback, out[..., ::-1], tile, batch, progress)
-        elif mode == "RGBA":
-            self._run(img[..., 2::-1], fn, fallback, out[..., 2::-1], tile, batch, progress)
-        elif mode == "L":
-            self._run(_as_rgb(img), _gray(fn), _gray(fallback), out[..., None], tile, batch, progress)
-        else:  # LA
-            self._run(_as_rgb(img[..., 0]), _gray(fn), _gray(fallback), out[..., 0:1], tile, batch, progress)
-        if mode in ("RGBA", "LA"):
-            alpha = img[..., -1]
-            if alpha_upsampler in ("model", "realesrgan"):
-                self._run(_as_rgb(alpha), _gray(fn), _gray(fallback), out[..., -1:], tile, batch, None)
-            else:
-                out[..., -1] = _resize_plane(alpha, (w * s, h * s), _ALPHA_INTERP[alpha_upsampler], out_dtype)
+        settings = self._settings(*self.plan(h, w, reserved=img.nbytes + out.nbytes))
+
+        def run(src: np.ndarray, fn: ModelFn, dst: np.ndarray, prog: Callable[[int, int], None] | None) -> None:
+            run_tiled(src, fn, settings, out=dst, progress=prog, notify=self.notify)
+
+        self._passes(img, mode, alpha_upsampler, out, run, progress)
+        if mode in ("RGBA", "LA") and alpha_upsampler not in ("model", "realesrgan"):
+            out[..., -1] = _resize_plane(img[..., -1], (w * s, h * s), _ALPHA_INTERP[alpha_upsampler], out_dtype)
         return out
+
+    def _passes(self, img: np.ndarray, mode: Mode, alpha_upsampler: str, out: np.ndarray,
+                run: Callable[..., None], progress: Callable[[int, int], None] | None) -> None:
+        """Colour, then (``alpha_upsampler`` model) alpha through ``run(src, fn, dst, progress)``: the planes of
+        ``img`` as RGB views, the model functions (gray ones for gray planes) and the matching views of ``out``."""
+        fn, fallback = self._model_fns()
+        color = fn if fallback is None else with_fp32_redo(fn, fallback, self.notify)
+        gray = _gray(fn) if fallback is None else with_fp32_redo(_gray(fn), _gray(fallback), self.notify)
+        if mode == "RGB":
+            run(img[..., ::-1], color, out[..., ::-1], progress)
+        elif mode == "RGBA":
+            run(img[..., 2::-1], color, out[..., 2::-1], progress)
+        elif mode == "L":
+            run(_as_rgb(img), gray, out[..., None], progress)
+        else:  # LA
+            run(_as_rgb(img[..., 0]), gray, out[..., 0:1], progress)
+        if mode in ("RGBA", "LA") and alpha_upsampler in ("model", "realesrgan"):
+            run(_as_rgb(img[..., -1]), gray, out[..., -1:], None)
+
+    def enhance_rows(self, source: RowSource, alpha_upsampler: AlphaUpsampler = "realesrgan",
+                     progress: Callable[[int, int], None] | None = None, *,
+                     tiles: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+        """Upscale an image band by band, reading only the input rows each band needs (a streamed output).
+
+        Yields the output rows top to bottom, one row of tiles at a time; together they equal
+        ``enhance(whole image)[0]`` (the same tiles; only the grouping of tiles into model calls differs). Each
+        yielded array is the caller's. No outscale here: the output is at the model's scale.
+
+        Args:
+            source: the input rows (:class:`RowSource`, e.g. :mod:`sr_runtime.stream`'s readers).
+            alpha_upsampler: ``model`` (alias ``realesrgan``); the resizing ones need the whole alpha plane.
+            progress: ``progress(done_tiles, total_tiles)`` over both passes.
+            tiles: the ``(tile, batch)`` to use (default :meth:`plan` of the image's size).
+
+        Raises:
+            ImageError: a resizing ``alpha_upsampler`` for an image with alpha; as :meth:`enhance` otherwise.
+        """
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[source.channels]
+        if mode in ("RGBA", "LA") and alpha_upsampler not in ("model", "realesrgan"):
+            raise ImageError(f"a streamed image takes --alpha-upsampler model, not {alpha_upsampler}")
+        self._check_rgb_model()
+        h, w, s = source.height, source.width, self.scale
+        settings = self._settings(*(tiles or self.plan(h, w)))
+        ph, pw = padding(h, w, settings.pre_pad, settings.size_multiple)
+        bands = [b for b in plan_bands(h + ph, w + pw, settings) if b.core0 < h]  # not pre-pad only
+        passes = 2 if mode in ("RGBA", "LA") else 1
+        total, done = sum(len(b) for b in bands) * passes, 0
+        for band in bands:
+            pixels = padded_rows(source.rows, h, w, settings, band.y0, band.y1)
+            out = np.empty(((min(band.y1, h) - band.y0) * s, w * s) + pixels.shape[2:], pixels.dtype)
+
+            sub = band.plan
+
+            def run(src: np.ndarray, fn: ModelFn, dst: np.ndarray, prog: Callable[[int, int], None] | None,
+                    sub: TilePlan = sub, base: int = done) -> None:
+                shifted = None if prog is None else (lambda d, _t: prog(base + d, total))
+                run_band(src, sub, fn, settings, dst, shifted)
+
+            self._passes(pixels, mode, "model", out, run, progress)  # type: ignore[arg-type]
+            done += len(band) * passes
+            yield out[(band.core0 - band.y0) * s:(min(band.core1, h) - band.y0) * s]
 
 
 def _check_image(img: np.ndarray, alpha_upsampler: str | None) -> tuple[np.ndarray, np.dtype]:

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +28,9 @@ from sr_runtime.errors import SrError
 from sr_runtime.image import IMAGE_SUFFIXES, LoadedImage, read_image, write_image
 from sr_runtime.video import VIDEO_SUFFIXES
 from sr_runtime.video.probe import is_video
+
+if TYPE_CHECKING:
+    from sr_runtime.bigimage import ImagePlanner
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,9 @@ class BatchOptions:
     """Show a tile progress bar (default: for a single file)."""
     background: tuple[int, int, int] = (255, 255, 255)
     """RGB colour that alpha is composited onto for formats without alpha (jpg, bmp)."""
+    planner: ImagePlanner | None = None
+    """Checks each image from its header (size, memory) and streams big png/tif outputs
+    (:mod:`sr_runtime.bigimage`); None: every image is decoded and encoded whole."""
 
 
 def error_line(src: str | Path, exc: BaseException) -> str:
@@ -477,9 +483,15 @@ class _Batch:
         self._offer(_DONE)
 
     def _load(self, job: Job) -> object:
+        """The decoded image, a streamed job's plan (read by the calling thread as it runs), ``_SKIP`` or the
+        exception that refused or failed it."""
         if self.opts.skip_existing and job.dst.exists():
             return _SKIP
         try:
+            if self.opts.planner is not None:
+                plan = self.opts.planner.plan(job.src, lambda alpha: _norm_ext(output_path(job, "RGBA" if alpha else "RGB").suffix))
+                if plan.stream:
+                    return plan
             return read_image(job.src, self.opts.max_pixels)
         except BaseException as exc:  # noqa: BLE001 - reported per file by the calling thread
             return exc
@@ -517,7 +529,10 @@ class _Batch:
         if isinstance(got, BaseException):
             self.fail(job, got)
             return
-        image: LoadedImage = got  # type: ignore[assignment]
+        if not isinstance(got, LoadedImage):  # a streamed job: read, upscaled and written band by band here
+            self.stream(job, got)
+            return
+        image: LoadedImage = got
         tiles = _TileBar()
         try:
             out, mode = self.enhance(image.pixels, self.opts.outscale, self.opts.alpha_upsampler,
@@ -530,6 +545,28 @@ class _Batch:
         finally:
             tiles.close()
         self.writeq.put(_Upscaled(job, out, mode, image.pixels.shape[0] * image.pixels.shape[1]))
+
+    def stream(self, job: Job, plan: Any) -> None:
+        """A streamed job (:meth:`sr_runtime.bigimage.ImagePlanner.run_streamed`): the encoder runs in its own
+        thread while the next bands are upscaled."""
+        planner = self.opts.planner
+        assert planner is not None and plan.header is not None
+        dst = Path(output_path(job, "RGBA" if plan.header.channels in (2, 4) else "RGB"))
+        for note in planner.notes(job.src, plan):
+            self.say(note)
+        tiles = _TileBar()
+        try:
+            notes = planner.run_streamed(job.src, dst, plan, tiles if self.tile_progress else None)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            self.fail(job, exc)
+            return
+        finally:
+            tiles.close()
+        for note in notes:
+            self.say(f"{dst}: {note}")
+        self.tally.wrote(dst, plan.header.pixels)
 
     def fail(self, job: Job, exc: BaseException) -> None:
         """Count and print a failed file (any thread)."""

@@ -186,7 +186,11 @@ def _run(inp: str, out: str, options, ray: dict | None):
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT when it names an existing file (refused otherwise).")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse inputs with more pixels than this.")
-@click.option("--max-memory", default=None, help="Memory budget for --tile auto (e.g. 4G). Default: 1/4 of free RAM.")
+@click.option("--max-memory", default=None,
+              help="Memory budget of one image (e.g. 4G): bigger jobs are refused, --tile auto fits its tiles in it. "
+                   "Default: the free RAM (tiles: 1/4 of it).")
+@click.option("--stream", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Write png/tif outputs in bands as tiles finish (auto: big images).")
 @click.option("--codec", default="libx264", show_default=True,
               help="Video encoder (e.g. libx265, libvpx-vp9, libsvtav1, ffv1, png).")
 @click.option("--crf", type=click.IntRange(0, 63), default=None,

@@ -199,13 +199,18 @@ def _imdecode(data: bytes, p: Path) -> np.ndarray:
 
 
 def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
-    """Read an image file (any path, including non-ASCII names) with :func:`decode_image`.
+    """Read an image file (any path, including non-ASCII names) with :func:`decode_image`; ``max_pixels`` is
+    checked from the header first (:mod:`sr_runtime.imageheader`), then after the decode.
 
     Raises:
         ImageError: missing, unreadable or undecodable file.
     """
     p = Path(path)
-    _check_regular(p)
+    check_regular(p)
+    if max_pixels is not None:
+        from sr_runtime.imageheader import check_max_pixels, read_header
+
+        check_max_pixels(read_header(p), max_pixels, p)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -215,7 +220,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
     return decode_image(data, p, max_pixels)
 
 
-def _check_regular(p: Path) -> None:
+def check_regular(p: Path) -> None:
     """Refuse what is not a regular file before reading it (a folder named x.png, a symlink loop or a dangling
     link, a FIFO that would block the reader forever).
 

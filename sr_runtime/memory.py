@@ -75,7 +75,7 @@ def parse_memory(text: str) -> int:
 
 
 def auto_tile(info: ModelInfo, height: int, width: int, *, pad: int, batch: int = 1, budget: int,
-              min_tile: int = 32, max_tile: int | None = None) -> int:
+              min_tile: int = 32, max_tile: int | None = None, row_bytes: int = 0) -> int:
     """The largest tile whose ``batch`` windows fit ``budget``; 0 (no tiling) when the whole image fits.
 
     Args:
@@ -86,18 +86,20 @@ def auto_tile(info: ModelInfo, height: int, width: int, *, pad: int, batch: int 
         budget: bytes for activations.
         min_tile: never below this (the out-of-memory retry can still go lower).
         max_tile: an engine's largest tile, if any.
+        row_bytes: memory per input row of a window that grows with the image's width (the output bands of a
+            streamed image): charged ``window rows x row_bytes`` on top of the activations.
 
     Returns:
         A tile size (multiple of ``TILE_STEP`` and the size multiple), or 0 for the whole image.
     """
     bpp = bytes_per_pixel(info)
-    if max_tile is None and height * width * bpp <= budget:
+    if max_tile is None and height * (width * bpp + row_bytes) <= budget:
         return 0
     m = max(1, info.size_multiple)
     step = TILE_STEP if TILE_STEP % m == 0 else TILE_STEP * m
     t = -(-max(min_tile, step) // step) * step
     limit = max(height, width) if max_tile is None else min(max(height, width), max_tile)
-    while t + step <= limit and batch * (t + step + 2 * pad) ** 2 * bpp <= budget:
+    while t + step <= limit and (t + step + 2 * pad) * (batch * (t + step + 2 * pad) * bpp + row_bytes) <= budget:
         t += step
     if max_tile is None and t >= max(height, width):
         return 0

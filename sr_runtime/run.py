@@ -88,6 +88,9 @@ class RunOptions:
     """Refuse inputs with more pixels than this (a per-file error)."""
     max_memory: int | str | None = None
     """Memory budget for ``tile="auto"`` (bytes or text such as ``"4G"``). None: 1/4 of the free RAM."""
+    stream: str = "auto"
+    """Write png/tif outputs band by band as tiles finish: ``auto`` (big outputs, or ones that do not fit
+    memory whole), ``on`` (whenever the options allow), ``off`` (:mod:`sr_runtime.bigimage`)."""
     quiet: bool = False
     """No progress bars and no notes."""
     debug: bool = False
@@ -230,7 +233,13 @@ def _run_jobs(jobs: list[Job], up: Upscaler, opts: RunOptions) -> BatchResult:
     """Images through :func:`run_batch`, then videos through :func:`~sr_runtime.video.pipeline.run_videos`."""
     images = [j for j in jobs if not j.video]
     videos = [j for j in jobs if j.video]
-    result = run_batch(images, up.enhance, opts.batch_options()) if images or not videos else None
+    result = None
+    if images or not videos:
+        from sr_runtime.bigimage import ImagePlanner
+
+        planner = ImagePlanner(up, outscale=opts.outscale, alpha_upsampler=opts.alpha_upsampler,
+                               max_pixels=opts.max_pixels, stream=opts.stream)  # type: ignore[arg-type]
+        result = run_batch(images, up.enhance, opts.batch_options(), planner=planner)
     if videos and not (result and result.interrupted):
         from sr_runtime.video.pipeline import run_videos
 

@@ -408,13 +408,16 @@ def pad_input(img: np.ndarray, pre_pad: int, size_multiple: int) -> np.ndarray:
     Returns:
         The padded array (the input itself when no padding is needed).
     """
-    h, w = img.shape[:2]
-    m = max(1, size_multiple)
-    ph = round_up(h + pre_pad, m) - h
-    pw = round_up(w + pre_pad, m) - w
+    ph, pw = padding(img.shape[0], img.shape[1], pre_pad, size_multiple)
     if ph == 0 and pw == 0:
         return img
     return np.pad(img, ((0, ph), (0, pw)) + ((0, 0),) * (img.ndim - 2), mode="reflect")
+
+
+def padding(height: int, width: int, pre_pad: int, size_multiple: int) -> tuple[int, int]:
+    """Rows and columns :func:`pad_input` adds at the bottom and right."""
+    m = max(1, size_multiple)
+    return round_up(height + pre_pad, m) - height, round_up(width + pre_pad, m) - width
 
 
 class _Notify:
@@ -693,3 +696,102 @@ def run_tiled_many(imgs: Sequence[np.ndarray], fn: ModelFn, settings: TileSettin
             canvas.paste(yi, tile, s)
             outs.append(canvas.array)
     return outs
+
+
+# --------------------------------------------------------------------------- row bands (streamed images)
+@dataclass(frozen=True)
+class Band:
+    """One row of tiles of a plan: the input rows its windows read, and its tiles relative to them (made when
+    asked for: :attr:`plan`).
+
+    Run band after band (:func:`run_band`), an image needs only the rows of one band at a time, and each band's
+    output rows are final when it is done, so they can go to an encoder while the next band runs.
+    """
+
+    y0: int
+    """First row of the (padded) input the band's windows read."""
+    y1: int
+    """End of those rows (exclusive)."""
+    core0: int
+    """First input row the band's cores own (its output starts at ``core0 * scale``)."""
+    core1: int
+    """End of the rows its cores own."""
+    columns: TilePlan
+    """The plan's column axis: the plan of a one-multiple-high strip of the image."""
+    window: tuple[int, int]
+    """The whole plan's window shape."""
+
+    def __len__(self) -> int:
+        return len(self.columns.tiles)
+
+    @property
+    def plan(self) -> TilePlan:
+        """The band's tiles with every region shifted up by ``y0`` (``plan.height == y1 - y0``)."""
+        y0, y1, c0, c1 = self.y0, self.y1, self.core0, self.core1
+        tiles = tuple(Tile(i, Region(0, t.src.x0, y1 - y0, t.src.x1), Region(c0 - y0, t.core.x0, c1 - y0, t.core.x1))
+                      for i, t in enumerate(self.columns.tiles))
+        return replace(self.columns, height=y1 - y0, window=self.window, tiles=tiles)
+
+
+def plan_bands(height: int, width: int, settings: TileSettings) -> list[Band]:
+    """The rows of tiles of ``plan_for(height, width, settings)``, top to bottom, without making the plan's
+    tiles (an image of 10^10 pixels has millions of them, a few thousand rows of them).
+
+    Tile plans are grids: a tile's rows come from the plan's row axis and its columns from its column axis, so
+    the plans of a one-multiple-wide and a one-multiple-high image give every band. Running each band's ``plan``
+    on its rows gives the same windows, and so the same output, as running the whole plan (only the grouping
+    of tiles into model calls differs: batches do not span rows).
+    """
+    m = max(1, settings.size_multiple)
+    rows, cols = plan_for(height, m, settings), plan_for(m, width, settings)
+    window = (rows.window[0], cols.window[1])
+    return [Band(t.src.y0, t.src.y1, t.core.y0, t.core.y1, cols, window) for t in rows.tiles]
+
+
+def padded_rows(read: Callable[[int, int], np.ndarray], height: int, width: int, settings: TileSettings,
+                y0: int, y1: int) -> np.ndarray:
+    """Rows ``[y0, y1)`` of ``pad_input(img, settings.pre_pad, settings.size_multiple)``, read from an image of
+    ``height`` x ``width`` through ``read(a, b)`` (its rows ``[a, b)``), without the rest of the image.
+
+    The padding is :func:`pad_input`'s reflection, row for row and column for column.
+    """
+    ph, pw = padding(height, width, settings.pre_pad, settings.size_multiple)
+    idx = np.pad(np.arange(height), (0, ph), mode="reflect")[y0:y1] if ph else np.arange(y0, y1)
+    lo, hi = int(idx.min()), int(idx.max()) + 1
+    rows = read(lo, hi)
+    if hi - lo != len(idx) or idx[0] != lo:
+        rows = rows[idx - lo]
+    if pw:
+        rows = np.pad(rows, ((0, 0), (0, pw)) + ((0, 0),) * (rows.ndim - 2), mode="reflect")
+    return rows
+
+
+def run_band(pixels: np.ndarray, band: TilePlan, fn: ModelFn, settings: TileSettings, out: np.ndarray,
+             progress: Callable[[int, int], None] | None = None) -> None:
+    """Run one band's tiles through ``fn`` and paste their cores into ``out``.
+
+    Args:
+        pixels: the band's input rows (``y1 - y0`` rows of the padded input, see :func:`padded_rows`),
+            channels in the order ``fn`` expects.
+        band: a :class:`Band`'s ``plan`` (from :func:`plan_bands` of the padded size).
+        fn: the model function (see :func:`run_tiled`).
+        settings: as for :func:`run_tiled`.
+        out: the output rows from the band's ``y0 * scale`` on, ``(rows, W*scale, C_out)`` (rows past the image, the
+            pre-padding, are left out: cores are clipped to ``out``); only the rows of the band's cores are
+            written.
+        progress: ``progress(done_tiles, band_tiles)``.
+
+    Raises:
+        OutOfMemory: at batch 1 (the batch is halved first; the tile cannot change within an image).
+        SrError: as :func:`run_tiled`.
+    """
+    canvas = _Canvas(out.shape[0], out.shape[1], out.dtype, out)
+    while True:
+        try:
+            _run_plan(pixels, band, fn, settings, canvas, _dtype_max(pixels.dtype), progress)
+            return
+        except OutOfMemory as exc:
+            if settings.batch == 1:
+                raise OutOfMemory(f"out of memory at tile {settings.tile} and batch 1 ({exc.message})",
+                                  "Use a smaller --tile or free memory.", exc.path) from None
+            settings = replace(settings, batch=max(1, settings.batch // 2))

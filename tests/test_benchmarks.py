@@ -193,3 +193,23 @@ def test_exporters_table_on_a_tiny_model(monkeypatch, tmp_path):
     md = (tmp_path / "exporters.md").read_text().splitlines()
     row = next(s for s in md if s.startswith("| tiny | torchscript |"))
     assert float(row.split("|")[-2]) < 1e-5  # max abs vs torch
+
+
+def test_bigimage_report_and_giant_tiles(tmp_path):
+    """benchmarks/bigimage.py: the report renders (also a refused job), the giant input's tiles cover the image."""
+    import numpy as np
+
+    from benchmarks import bigimage
+
+    row = {"section": "scaling", "input": "1 MP", "mode": "streamed", "model": "m", "megapixels": 1.0, "seconds": 2.0,
+           "rss_mb": 300.0, "output_pixels_mb": 48.0, "output_file_mb": 20.0, "foreign_cpu_s": 0.1, "error": None}
+    data = {"meta": {"date_utc": "2026-12-03", "cpu": {"model": "cpu", "logical_cpus": 2}, "threads": 2},
+            "rows": [row, {**row, "mode": "whole", "error": "needs about 9 GiB"}]}
+    written = bigimage.write_report(data, tmp_path)
+    text = (tmp_path / "bigimage.md").read_text()
+    assert "| 1 MP | streamed | m | 2.0 | 2.0 | 300 |" in text and "refused or failed: needs about 9 GiB" in text
+    assert written[0] == tmp_path / "bigimage.md"
+    base = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    tiles = list(bigimage._tiles_of(base, 9, 11, 4))
+    assert len(tiles) == 3 * 3 and tiles[0].shape == (4, 4, 3) and tiles[-1].shape == (1, 3, 3)
+    assert np.array_equal(tiles[0], base[:4, :4])

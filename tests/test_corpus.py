@@ -8,7 +8,6 @@ run in-process through click's runner (one subprocess each checks the same path 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -39,9 +38,6 @@ from tests.corpus.harness import (
 from tests.corpus.models import TINY_ONNX
 
 LINUX = sys.platform.startswith("linux")
-NO_HEADER_GUARD = pytest.mark.xfail(
-    importlib.util.find_spec("sr_runtime.imageheader") is None, strict=True,
-    reason="the header-only size check (f-stream's sr_runtime/imageheader.py) has not landed")
 linux_only = pytest.mark.skipif(not LINUX, reason="uses /proc, inotify or mount namespaces (Linux)")
 
 
@@ -103,7 +99,6 @@ def test_debug_shows_each_traceback_and_goes_on(corpus, model, tmp_path):
 
 
 @linux_only
-@NO_HEADER_GUARD
 @pytest.mark.parametrize("case_name", ["decompression bomb", "30000x30000"])
 @pytest.mark.parametrize("flags", [["--max-memory", "1G", "--ext", "jpg"], ["--max-pixels", "1000000"]],
                          ids=["memory", "max-pixels"])

@@ -24,7 +24,7 @@ def test_runtime_install_has_no_torch():
     ort = _reqs(cfg["options.extras_require"]["ort"])
     assert not [r for r in core + ort if r.lower().startswith("torch")]
     names = {r.split(">")[0].split("=")[0] for r in core}
-    assert names == {"numpy", "opencv-python-headless", "click", "tqdm", "onnx"}
+    assert names == {"numpy", "opencv-python-headless", "click", "tqdm", "onnx", "pypng", "tifffile"}
 
 
 def test_ort_and_ort_gpu_are_separate_extras():
