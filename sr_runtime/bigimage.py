@@ -66,9 +66,12 @@ class MemoryEstimate:
         return self.input + self.output + self.model
 
     def text(self) -> str:
-        """``about 12.3 GiB (input 2.5, output 9.7, model 0.1 GiB)``."""
-        return (f"about {self.total / GIB:.1f} GiB (input {self.input / GIB:.1f}, output {self.output / GIB:.1f}, "
-                f"model {self.model / GIB:.1f} GiB)")
+        """``about 12.3 GiB (input 2.5, output 9.7, model 0.1 GiB)``; in MiB below 1 GiB."""
+        unit, div = ("GiB", GIB) if self.total >= GIB else ("MiB", float(1 << 20))
+        f = "{:.1f}" if unit == "GiB" else "{:.0f}"
+        parts = ", ".join(f"{k} {f.format(v / div)}" for k, v in
+                          (("input", self.input), ("output", self.output), ("model", self.model)))
+        return f"about {f.format(self.total / div)} {unit} ({parts} {unit})"
 
 
 @dataclass(frozen=True)
