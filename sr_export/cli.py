@@ -66,11 +66,18 @@ def _print_written(result: ExportResult) -> None:
               help="torch ONNX exporter [default: torchscript, see docs/export.md].")
 @click.option("--triton", "triton_repo", type=click.Path(file_okay=False, path_type=Path), metavar="REPO_DIR",
               help="Also write a Triton model-repository entry REPO_DIR/<name>/ (model.plan with --trt).")
+@click.option("--int8", is_flag=True, help="Write an int8 QDQ ONNX (-> <model>_int8.onnx) quantized on --calib images "
+                                           "and refused below --min-psnr (docs/int8.md).")
+@click.option("--calib", type=click.Path(path_type=Path), metavar="FOLDER",
+              help="int8 calibration images: at least 5 like those you will upscale (every 5th is held out).")
+@click.option("--min-psnr", type=float, default=DEFAULTS.min_psnr, show_default=True, metavar="DB",
+              help="int8 quality gate: PSNR against the float model on the held-out crops.")
 @click.option("--no-check", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 def main(model: Path, out: str | None, metadata: bool, scale: int | None, dni: Path | None, dni_weight: float | None,
          fp16: bool, trt: bool, trt_flavor: str, tile: int, tile_pad: int, max_batch: int, workspace: int | None,
-         opset: int | None, exporter: str | None, triton_repo: Path | None, no_check: bool, debug: bool) -> None:
+         opset: int | None, exporter: str | None, triton_repo: Path | None, int8: bool, calib: Path | None,
+         min_psnr: float, no_check: bool, debug: bool) -> None:
     """Export a Real-ESRGAN-family checkpoint (.pth, .safetensors, old ESRGAN layout) to ONNX and TensorRT.
 
     Every file is checked against PyTorch (max abs error, PSNR) on a test image and random input before it is
@@ -83,6 +90,7 @@ def main(model: Path, out: str | None, metadata: bool, scale: int | None, dni: P
       sr-export realesr-animevideov3.pth --fp16 --trt      # fp16 ONNX + fp16 engine (+ sidecar)
       sr-export RealESRGAN_x4plus.pth --trt --trt-flavor rtx --tile 512 --max-batch 2
       sr-export realesr-animevideov3.pth --triton models/  # Triton entry models/realesr-animevideov3/
+      sr-export realesr-animevideov3.pth --int8 --calib photos/  # -> realesr-animevideov3_int8.onnx
       sr-export --metadata RealESRGAN_x4plus_plain.onnx    # a foreign ONNX -> ./RealESRGAN_x4plus_plain_sr.onnx
     \b
     Denoise strength (upstream inference_realesrgan.py -dn 0.7 with realesr-general-x4v3):
@@ -101,7 +109,8 @@ def main(model: Path, out: str | None, metadata: bool, scale: int | None, dni: P
         options = ExportOptions(  # click.Choice has checked trt_flavor and exporter
             output=out, dni=dni, dni_weight=dni_weight, fp16=fp16, trt=trt, trt_flavor=trt_flavor,  # type: ignore[arg-type]
             tile=tile, tile_pad=tile_pad, max_batch=max_batch, workspace_mib=workspace, opset=opset,
-            exporter=exporter, triton_repo=triton_repo, check=not no_check)  # type: ignore[arg-type]
+            exporter=exporter, triton_repo=triton_repo, check=not no_check,  # type: ignore[arg-type]
+            int8=int8, calib=calib, min_psnr=min_psnr)
         _print_written(export(model, options, say=click.echo))
         click.echo(f"done in {time.perf_counter() - t_start:.1f} s")
 

@@ -41,7 +41,7 @@ def metadata_output(model: Path, out: str | Path | None) -> Path:
     """
     from sr_export.pipeline import output_path
 
-    dst = output_path(model.with_name(model.stem + METADATA_SUFFIX + model.suffix), out, False)
+    dst = output_path(model.with_name(model.stem + METADATA_SUFFIX + model.suffix), out)
     if dst.exists() and dst.resolve() == model.resolve():
         raise SrError("the copy would replace the input", "Give another output with -o.", dst)
     return dst

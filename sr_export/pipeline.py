@@ -11,8 +11,10 @@ The stages, in order (each a small function or method below):
 
 1. :func:`plan` -- options, paths, TensorRT flavour and GPU are checked; nothing slow, nothing written.
 2. :func:`load_model` -- the checkpoint, blended with a second one when ``dni`` is given.
-3. ``onnx`` -- fp32 ONNX, converted to fp16 when asked, into a hidden temp folder next to the output.
-4. ``check`` -- parity of the ONNX with PyTorch (:class:`~sr_export.errors.ParityError`: nothing is written).
+3. ``onnx`` -- fp32 ONNX, converted to fp16 when asked, into a hidden temp folder next to the output; or ``int8``
+   -- the model quantized on calibration images into an int8 QDQ ONNX (:mod:`sr_export.int8`).
+4. ``check`` -- parity of the ONNX with PyTorch (:class:`~sr_export.errors.ParityError`: nothing is written); for
+   int8, its quality against the float model on held-out calibration crops (``min_psnr``).
 5. ``engine`` -- TensorRT engine and sidecar from the checked ONNX, then its parity where a GPU can run it.
 6. ``place`` -- the Triton entry (atomic by itself), then the ONNX, then the engine before its sidecar.
 
@@ -66,6 +68,9 @@ class ExportOptions:
         exporter: ``torchscript`` or ``dynamo`` (``None``: :data:`sr_export.onnx.DEFAULT_EXPORTER`).
         triton_repo: also write a Triton model-repository entry ``triton_repo/<name>/``.
         check: compare every file with PyTorch before it is written.
+        int8: write an int8 QDQ ONNX quantized on the images of ``calib`` (:mod:`sr_export.int8`).
+        calib: folder of calibration images (model inputs, like the images to be upscaled); needs ``int8``.
+        min_psnr: int8 quality gate, dB PSNR against the float model on held-out calibration crops.
     """
 
     output: str | Path | None = None
@@ -82,6 +87,9 @@ class ExportOptions:
     exporter: Literal["torchscript", "dynamo"] | None = None
     triton_repo: str | Path | None = None
     check: bool = True
+    int8: bool = False
+    calib: str | Path | None = None
+    min_psnr: float = 40.0
 
 
 @dataclass(frozen=True)
@@ -153,9 +161,13 @@ def check_folder(folder: Path, what: str, path: Path, *, create: bool = False) -
         raise SrError(f"{what} folder {parent} is not writable", "Choose a folder you can write to.", path)
 
 
-def output_path(model: Path, out: str | Path | None, fp16: bool) -> Path:
-    """The ONNX to write: ``out`` itself, ``out/<model>[_fp16].onnx`` for a folder, or that name in the cwd."""
-    stem = model.stem + ("_fp16" if fp16 else "")
+def _precision_suffix(options: ExportOptions) -> str:
+    return "_fp16" if options.fp16 else "_int8" if options.int8 else ""
+
+
+def output_path(model: Path, out: str | Path | None, suffix: str = "") -> Path:
+    """The ONNX to write: ``out`` itself, ``out/<model><suffix>.onnx`` for a folder, or that name in the cwd."""
+    stem = model.stem + suffix
     if out is None:
         return Path.cwd() / f"{stem}.onnx"
     p = Path(out)
@@ -207,7 +219,8 @@ def plan(model: str | Path, options: ExportOptions) -> Target:
         raise SrError("--dni-weight needs --dni OTHER.pth", "Pass the second checkpoint with --dni.")
     if not model.is_file():
         raise ModelFileError("file not found" if not model.exists() else "is not a file", "Check the path.", model)
-    onnx_out = output_path(model, options.output, options.fp16)
+    _check_int8(model, options)
+    onnx_out = output_path(model, options.output, _precision_suffix(options))
     check_folder(onnx_out.parent, "output", onnx_out, create=True)
     repo = None if options.triton_repo is None else Path(options.triton_repo)
     if repo is not None:
@@ -217,6 +230,34 @@ def plan(model: str | Path, options: ExportOptions) -> Target:
     if options.max_batch < 1:
         raise SrError(f"--max-batch must be >= 1, got {options.max_batch}", "Pass --max-batch 1 or more.")
     return Target(model, onnx_out, flavor)
+
+
+def _check_int8(model: Path, options: ExportOptions) -> None:
+    """The int8 flags agree with each other and with the model (one line each)."""
+    if not options.int8:
+        if options.calib is not None:
+            raise SrError("--calib is for --int8", "Add --int8, or drop --calib.")
+        return
+    if options.fp16:
+        raise SrError("--int8 and --fp16 are two precisions; choose one",
+                      "An int8 model keeps float32 input/output; drop --fp16.")
+    if model.suffix.lower() == ".onnx":
+        from sr_runtime.info import read_onnx_info
+
+        try:
+            prec = read_onnx_info(model).precision
+        except SrError:
+            prec = ""
+        what = {"float16": "an fp16", "float32": "an fp32", "int8": "an int8"}.get(prec, "an")
+        raise ModelFileError(f"int8 quantizes a float checkpoint, not {what} ONNX model",
+                             "Pass the .pth/.safetensors it was exported from: sr-export MODEL.pth --int8 --calib "
+                             "FOLDER.", model)
+    if options.trt:
+        raise SrError("--int8 with --trt is not built here: TensorRT takes the int8 QDQ ONNX on the GPU machine",
+                      "Export the int8 ONNX, then build the engine there (docs/int8.md).")
+    if options.calib is None:
+        raise SrError("--int8 needs --calib FOLDER: images like those you will upscale",
+                      "Pass a folder of at least 5 images (one in five is held out to measure the quality).")
 
 
 # --------------------------------------------------------------------------------------------- 2. load
@@ -320,6 +361,20 @@ class _Stages:
         self.say("converted to fp16 (weights and compute fp16, float32 input/output)")
         return artifact, info
 
+    def int8(self) -> tuple[Path, ModelInfo, tuple[ParityReport, ...]]:
+        """3'. Quantize on the calibration images and write the int8 QDQ ONNX; its quality against the float model
+        is the check (:func:`sr_export.int8.export_int8` refuses a model below ``min_psnr``)."""
+        from sr_export.int8 import export_int8
+        from sr_export.onnx import DEFAULT_EXPORTER
+
+        o = self.options
+        t0 = time.perf_counter()
+        r = export_int8(self.loaded, self.target.model, o.calib, self.tmpdir / "model_int8.onnx",  # type: ignore[arg-type]
+                        min_psnr=o.min_psnr if o.check else None, opset=o.opset,
+                        exporter=o.exporter or DEFAULT_EXPORTER, say=self.say)
+        self.say(f"int8 ONNX written in {time.perf_counter() - t0:.1f} s")
+        return r.path, r.info, (r.report,)
+
     def check(self, artifact: Path, label: str) -> tuple[ParityReport, ...]:
         """4. Parity of ``artifact`` with the PyTorch model (nothing with ``check=False``)."""
         if not self.options.check:
@@ -367,7 +422,7 @@ class _Stages:
             from sr_export.triton import write_triton_entry
 
             served = engine.path if engine is not None else artifact
-            entry = write_triton_entry(o.triton_repo, self.loaded.fields["name"] + ("_fp16" if o.fp16 else ""),
+            entry = write_triton_entry(o.triton_repo, self.loaded.fields["name"] + _precision_suffix(o),
                                        served, info, max_batch_size=o.max_batch,
                                        sidecar=None if engine is None else engine.sidecar)
             written += [entry / "config.pbtxt", next((entry / "1").iterdir())]
@@ -419,8 +474,11 @@ def export(model: str | Path, options: ExportOptions | None = None, *, say: Say 
         say(f"removed {stale.name}, left by an export that was killed")
     with temp_folder(target.onnx.parent, STAGING_PREFIX) as tmpdir:
         stages = _Stages(options, target, loaded, tmpdir, say)
-        artifact, info = stages.onnx()
-        reports = stages.check(artifact, target.onnx.name)
+        if options.int8:
+            artifact, info, reports = stages.int8()
+        else:
+            artifact, info = stages.onnx()
+            reports = stages.check(artifact, target.onnx.name)
         engine = stages.engine(artifact, info) if target.flavor is not None else None
         with signals.deferred():  # the files move into place together, or not at all
             return stages.place(artifact, info, reports, engine)

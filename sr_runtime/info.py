@@ -24,6 +24,7 @@ MODEL_SUFFIXES_TORCH = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 """Checkpoint suffixes that sr-run does not run (they must be exported first)."""
 
 Dtype = Literal["float32", "float16"]
+Precision = Literal["float32", "float16", "int8"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class ModelInfo:
     """Range of input and output values."""
     io_dtype: Dtype = "float32"
     """Element type of the input and output tensors."""
-    precision: Dtype = "float32"
-    """Element type of the weights and compute."""
+    precision: Precision = "float32"
+    """Element type of the weights and compute (``int8``: a QDQ graph, float32 input/output; sr-export --int8)."""
     input_name: str = "input"
     """Name of the input tensor."""
     output_name: str = "output"
