@@ -69,7 +69,7 @@ def _image_files(folder: Path) -> list[Path]:
     if len(files) < MIN_IMAGES:
         raise SrError(f"the calibration set is too small: {len(files)} image(s), int8 needs at least {MIN_IMAGES} "
                       "(one in five is held out to measure the quality)",
-                      f"Add images like those you will upscale (tens of them calibrate better).", folder)
+                      "Add images like those you will upscale (tens of them calibrate better).", folder)
     return files
 
 

@@ -227,11 +227,12 @@ def save_checkpoint(
     path: str | Path,
     params: Mapping[str, torch.Tensor] | None = None,
     params_ema: Mapping[str, torch.Tensor] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a generator checkpoint in the official layout, atomically.
 
     ``.pth``/``.pt``: ``{"params": ..., "params_ema": ...}`` (either may be omitted, not both), loadable by
-    upstream ``RealESRGANer``. ``.safetensors``: one flat state dict (``params_ema`` if given, else ``params``)
+    upstream ``RealESRGANer``, plus the ``extra`` entries (QAT's ``int8``; plain data, ``weights_only``-safe). ``.safetensors``: one flat state dict (``params_ema`` if given, else ``params``)
     with ``{"sr_deploy_key": ...}`` in the header metadata.
     """
     if params is None and params_ema is None:
@@ -248,4 +249,5 @@ def save_checkpoint(
         obj["params"] = _cpu_state(params)
     if params_ema is not None:
         obj["params_ema"] = _cpu_state(params_ema)
+    obj.update(extra or {})
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))

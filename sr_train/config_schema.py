@@ -375,6 +375,22 @@ class LoggerConfig(Checked):
 
 
 @dataclass(frozen=True)
+class QatConfig(Checked):
+    """``qat``: quantization-aware fine-tuning for int8 (sr_train/qat.py; docs/int8.md). Needs
+    ``path.pretrain_network_g`` (the float model, also the teacher), ``model_type: RealESRNetModel`` and
+    ``train.ema_decay: 0``."""
+
+    target: Literal["teacher", "gt"] = "teacher"
+    """L1 to the float teacher's output on the same input, or to the ground truth."""
+    fp32_convs: tuple[int, ...] = (-1,)
+    """Convs left in float (module order, negative from the end), as ``sr-export --int8``."""
+    equalize: bool = True
+    """Equalize channels across conv -> activation -> conv before calibrating (the float function is kept)."""
+    ranges: Literal["minmax", "percentile", "mse"] = "mse"
+    """Activation range estimation at the first batch."""
+
+
+@dataclass(frozen=True)
 class TrainConfig(Checked):
     """The whole training configuration."""
 
@@ -400,6 +416,8 @@ class TrainConfig(Checked):
     """Validation cadence."""
     logger: LoggerConfig = ranged(factory=LoggerConfig)
     """Logging and checkpoints."""
+    qat: QatConfig | None = None
+    """Quantization-aware fine-tuning for int8 (the shipped ``qat`` config)."""
 
     @property
     def batch_size(self) -> int:
@@ -443,13 +461,25 @@ class TrainConfig(Checked):
         if self.datasets.train.crop_pad_size % self.scale:
             raise FieldError("datasets.train.crop_pad_size", f"must be a multiple of scale {self.scale}, "
                               f"got {self.datasets.train.crop_pad_size}")
+        if self.qat is not None:
+            self._validate_qat()
         if self.val is not None and self.datasets.val is None:
             raise FieldError("val", "is set but datasets.val is missing",
                               "Add datasets.val (dataroot_gt + dataroot_lq) or remove the val section.")
 
 
+    def _validate_qat(self) -> None:
+        if self.is_gan:
+            raise FieldError("qat", "fine-tunes with L1 only (model_type RealESRNetModel)",
+                              "Set model_type: RealESRNetModel, or remove the qat section.")
+        if self.train.ema_decay:
+            raise FieldError("train.ema_decay", "must be 0 with qat (the EMA would average away from the int8 "
+                              "grid)", "Set train.ema_decay: 0.")
+
+
 __all__ = [
     "DataConfig", "DatasetsConfig", "DegradationConfig", "DiscriminatorConfig", "GANLossConfig", "LoggerConfig",
-    "NetworkConfig", "OptimConfig", "PathConfig", "PerceptualLossConfig", "PixelLossConfig", "SchedulerConfig",
+    "NetworkConfig", "OptimConfig", "PathConfig", "PerceptualLossConfig", "PixelLossConfig", "QatConfig",
+    "SchedulerConfig",
     "TrainConfig", "TrainSection", "ValConfig", "MODEL_TYPES", "VGG19_LAYERS",
 ]

@@ -20,7 +20,7 @@ sensitivity. The fake-quant ops are ``torch.fake_quantize_per_tensor_affine`` an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -197,10 +197,16 @@ def load_act_ranges(model: nn.Module, ranges: dict[str, Sequence[float]]) -> Non
 Batches = Sequence[torch.Tensor]
 
 
-def _capture(model: nn.Module, paths: Sequence[str], batches: Batches,
-             fn: Callable[[str, torch.Tensor, torch.Tensor], None]) -> None:
-    """Run ``batches`` through ``model`` calling ``fn(path, input, output)`` for each named module."""
-    handles = [model.get_submodule(p).register_forward_hook(lambda m, i, o, p=p: fn(p, i[0], o)) for p in paths]
+def _channel_peaks(model: nn.Module, modules: Sequence[nn.Module], batches: Batches) -> list[torch.Tensor]:
+    """The largest ``|output|`` per channel of each of ``modules`` over ``batches``."""
+    peaks: list[torch.Tensor | None] = [None] * len(modules)
+
+    def hook(k: int, out: torch.Tensor) -> None:
+        m = out.detach().abs().amax(dim=(0, 2, 3))
+        prev = peaks[k]
+        peaks[k] = m if prev is None else torch.maximum(prev, m)
+
+    handles = [m.register_forward_hook(lambda _m, _i, o, k=k: hook(k, o)) for k, m in enumerate(modules)]
     try:
         with torch.no_grad():
             for x in batches:
@@ -208,6 +214,7 @@ def _capture(model: nn.Module, paths: Sequence[str], batches: Batches,
     finally:
         for h in handles:
             h.remove()
+    return [p if p is not None else torch.ones(1) for p in peaks]
 
 
 def _samples(x: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -277,21 +284,11 @@ def equalize(model: nn.Module, batches: Batches, alpha: float = 0.5, rounds: int
     chains = equalization_chains(model)
     if not chains:
         return 0
-    acts = [f for _, f, _ in chains]
     for _ in range(rounds):
-        peak: dict[int, torch.Tensor] = {}
-
-        def record(path: str, _i: torch.Tensor, o: torch.Tensor, peak: dict[int, torch.Tensor] = peak) -> None:
-            k = int(path)
-            m = o.detach().abs().amax(dim=(0, 2, 3))
-            peak[k] = m if k not in peak else torch.maximum(peak[k], m)
-
-        names = {id(m): n for n, m in model.named_modules()}
-        index = {names[id(f)]: str(i) for i, f in enumerate(acts)}
-        _capture(model, list(index), batches, lambda p, i, o: record(index[p], i, o))
+        peaks = _channel_peaks(model, [f for _, f, _ in chains], batches)
         with torch.no_grad():
-            for k, (a, _f, b) in enumerate(chains):
-                act = peak[k].clamp_min(1e-6)
+            for (a, _f, b), peak in zip(chains, peaks, strict=True):
+                act = peak.clamp_min(1e-6)
                 w = b.weight.abs().amax(dim=(0, 2, 3)).clamp_min(1e-8)
                 s = (act.pow(alpha) / w.pow(1 - alpha)).clamp(1e-4, 1e4)
                 a.weight.div_(s.view(-1, 1, 1, 1))

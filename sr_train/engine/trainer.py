@@ -205,6 +205,14 @@ class Trainer:
                                   "path.pretrain_network_g")
         if net_d is not None and cfg.path.pretrain_network_d:
             self._load_pretrained(net_d, cfg.path.pretrain_network_d, "params", True, "path.pretrain_network_d")
+        teacher = None
+        if cfg.qat is not None:
+            from sr_train.qat import prepare_student
+
+            if not cfg.path.pretrain_network_g:
+                raise ConfigError("path.pretrain_network_g is required with qat (the float model to quantize)",
+                                  "Pass --set path.pretrain_network_g=MODEL.pth.")
+            teacher = prepare_student(net_g, cfg.qat)
         net_g.to(self.device).train()
         self.ema = ModelEma(net_g, t.ema_decay) if t.ema_decay > 0 else None
         self.net_g = wrap_ddp(net_g, self.dist, self.device)
@@ -214,6 +222,11 @@ class Trainer:
             net_d = net_d.to(self.device).train()
             self.net_d = wrap_ddp(net_d, self.dist, self.device)
             self.step = RealESRGANStep(cfg, self.net_g, self.net_d, self.device)
+        elif teacher is not None:
+            from sr_train.qat import QatStep
+
+            self.net_d = None
+            self.step = QatStep(cfg, self.net_g, self.device, teacher)
         else:
             from sr_train.engine.esrnet import RealESRNetStep
 
@@ -348,8 +361,7 @@ class Trainer:
             atomic_write(local_name, lambda tmp: torch.save({"format": STATE_FORMAT, **self._local_state()}, tmp))
         barrier(self.dist)
         if self.dist.is_main:
-            ema = self.ema.state_dict() if self.ema else None
-            save_checkpoint(models / f"net_g_{it}.pth", params=unwrap(self.net_g).state_dict(), params_ema=ema)
+            save_checkpoint(models / f"net_g_{it}.pth", **self._generator_params())
             for name, net in self.step.extra_nets().items():
                 sd = {k: v.detach().cpu() for k, v in net.state_dict().items()}
                 atomic_write(models / f"{name}_{it}.pth", lambda tmp, sd=sd: torch.save({"params": sd}, tmp))
@@ -376,9 +388,18 @@ class Trainer:
         """Copy the newest generator to ``models/net_g_latest.pth`` (rank 0)."""
         path = self.out / "models" / "net_g_latest.pth"
         if self.dist.is_main:
-            ema = self.ema.state_dict() if self.ema else None
-            save_checkpoint(path, params=unwrap(self.net_g).state_dict(), params_ema=ema)
+            save_checkpoint(path, **self._generator_params())
         return path
+
+    def _generator_params(self) -> dict[str, Any]:
+        """``save_checkpoint`` arguments: params (+ EMA); a QAT student's quantizers go to the ``int8`` entry."""
+        params = unwrap(self.net_g).state_dict()
+        if self.cfg.qat is None:
+            return {"params": params, "params_ema": self.ema.state_dict() if self.ema else None}
+        from sr_train.qat import split_state
+
+        params, entry = split_state(params, self.cfg.qat, self.cfg.path.pretrain_network_g)
+        return {"params": params, "extra": {"int8": entry}}
 
     # ------------------------------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[dict[str, Any]]:
