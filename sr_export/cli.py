@@ -99,9 +99,9 @@ def main(model: Path, out: str | None, metadata: bool, scale: int | None, dni: P
     """
     with cli_errors(debug):
         t_start = time.perf_counter()
-        if metadata or model.suffix.lower() == ".onnx":
+        if metadata or (model.suffix.lower() == ".onnx" and not int8):  # an ONNX with --int8: the pipeline says why not
             _metadata(model, out, scale, metadata, no_check, set_flags=[name for name, on in (
-                ("--dni", dni), ("--fp16", fp16), ("--trt", trt), ("--triton", triton_repo)) if on])
+                ("--dni", dni), ("--fp16", fp16), ("--trt", trt), ("--triton", triton_repo), ("--int8", int8)) if on])
             click.echo(f"done in {time.perf_counter() - t_start:.1f} s")
             return
         if scale is not None:
