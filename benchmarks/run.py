@@ -951,6 +951,9 @@ def main(argv: list[str] | None = None) -> int:
     written = write_report(json_path, out_dir)
     log(f"wrote {json_path} and {', '.join(str(p) for p in written)} in {meta['total_s']:.0f}s")
     _video_section(out_dir, a.quick, a.threads, log)
+    from benchmarks.int8 import run_bench as int8_bench
+
+    int8_bench(out_dir, quick=a.quick, threads=a.threads, log=log)
     return 0
 
 

@@ -213,3 +213,19 @@ def test_bigimage_report_and_giant_tiles(tmp_path):
     tiles = list(bigimage._tiles_of(base, 9, 11, 4))
     assert len(tiles) == 3 * 3 and tiles[0].shape == (4, 4, 3) and tiles[-1].shape == (1, 3, 3)
     assert np.array_equal(tiles[0], base[:4, :4])
+
+
+def test_int8_report_renders_quality_frontier_and_speed():
+    from benchmarks.int8 import to_markdown
+
+    q = {"psnr_y_fp32": 29.5, "psnr_y": 29.48, "d_psnr_y": -0.02, "psnr_vs_fp32": 44.4, "min_psnr_vs_fp32": 43.2,
+         "max_levels": 49, "mean_levels": 0.99}
+    report = {"meta": {"date_utc": "2026-12-03T00:00:00Z", "cpu": {"model": "cpu", "logical_cpus": 2, "flags": ["avx2"]},
+                       "threads": 2, "load_before": [1], "load_after": [2], "rounds": 3, "speed_photos": 4},
+              "models": [{"name": "m", "export_s": 12.0, "gate": {"psnr_db": 44.0}, "quality_ort": q,
+                          "frontier": [{"recipe": "naive", **q}],
+                          "speed": [{"backend": "ONNX Runtime", "precision": p, "best_s": t, "median_s": t,
+                                     "worst_s": t, "input_mp_s": 0.1} for p, t in (("fp32", 3.0), ("int8", 1.0))]}]}
+    md = to_markdown(report)
+    assert "(**-0.020 dB**)" in md and "| naive | 44.40 | 49 |" in md and "| ONNX Runtime | int8 | 1.00 |" in md
+    assert "3.00x" in md
