@@ -205,6 +205,36 @@ def speed(models: dict[str, Path], folder: Path, out: Path, rounds: int, threads
     return rows
 
 
+def ov_direct_speed(models: dict[str, Path], folder: Path, rounds: int, threads: int) -> list[dict[str, Any]]:
+    """OpenVINO called directly on the photos of ``folder`` (model only: whole image, no reading or writing):
+    fp32 with ``INFERENCE_PRECISION_HINT`` f32, fp32 in bf16 (OpenVINO's own default on a BF16 CPU), int8."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return []
+    import openvino as ov
+
+    core = ov.Core()
+    xs = [_lq(cv2.imread(str(p))) for p in sorted(folder.glob("*.png"))]
+    contenders = [("f32", "fp32", models["fp32"]), ("bf16", "bf16", models["fp32"]), ("f32", "int8", models["int8"])]
+    reqs = []
+    for hint, _prec, path in contenders:
+        cfg = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint}
+        reqs.append(core.compile_model(str(path), "CPU", cfg).create_infer_request())
+    times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
+    for r in range(rounds + 1):
+        for i in (range(len(reqs)) if r % 2 else reversed(range(len(reqs)))):
+            t0 = time.perf_counter()
+            for x in xs:
+                reqs[i].infer({0: x})
+            if r:
+                times[i].append(time.perf_counter() - t0)
+    n_px = sum(x.shape[2] * x.shape[3] for x in xs)
+    return [{"backend": "OpenVINO (direct, model only)", "precision": prec, "best_s": min(times[i]),
+             "median_s": statistics.median(times[i]), "worst_s": max(times[i]),
+             "input_mp_s": n_px / 1e6 / min(times[i])} for i, (_h, prec, _p) in enumerate(contenders)]
+
+
 # ---------------------------------------------------------------------------------------------- driver
 def bench_model(name: str, ckpt: Path, data: dict[str, Any], cache: Path, rounds: int, threads: int,
                 log: Any) -> dict[str, Any]:
@@ -226,7 +256,9 @@ def bench_model(name: str, ckpt: Path, data: dict[str, Any], cache: Path, rounds
     model = load_generator(ckpt).model.eval()
     cal = read_calibration(data["calib"])
     front = frontier(model, cal.calib, data["pairs"], fp32, threads, cache)
-    spd = speed({"fp32": fp32, "int8": res.onnx}, data["speed"], cache / "speed_out", rounds, threads)
+    pair = {"fp32": fp32, "int8": res.onnx}
+    spd = speed(pair, data["speed"], cache / "speed_out", rounds, threads)
+    spd += ov_direct_speed(pair, data["speed"], rounds, threads)
     return {"name": name, "checkpoint": str(ckpt.name), "export_s": export_s,
             "gate": res.info.extra["int8"]["quality"], "quality_ort": q, "frontier": front, "speed": spd}
 
@@ -256,7 +288,7 @@ def to_markdown(report: dict[str, Any]) -> str:
                          f"{f['d_psnr_y']:+.3f} |")
         lines += ["", "| backend | precision | best s | median s | worst s | input MP/s | vs fp32 |",
                   "|---|---|---:|---:|---:|---:|---:|"]
-        base = {s["backend"]: s["best_s"] for s in r["speed"] if s["precision"] == "fp32"}
+        base = {s["backend"].replace(" bf16 (--fp16)", ""): s["best_s"] for s in r["speed"] if s["precision"] == "fp32"}
         for s in r["speed"]:
             ref = base.get(s["backend"].replace(" bf16 (--fp16)", ""))
             lines.append(f"| {s['backend']} | {s['precision']} | {s['best_s']:.2f} | {s['median_s']:.2f} | "

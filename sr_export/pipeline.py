@@ -253,8 +253,9 @@ def _check_int8(model: Path, options: ExportOptions) -> None:
                              "Pass the .pth/.safetensors it was exported from: sr-export MODEL.pth --int8 --calib "
                              "FOLDER.", model)
     if options.trt:
-        raise SrError("--int8 with --trt is not built here: TensorRT takes the int8 QDQ ONNX on the GPU machine",
-                      "Export the int8 ONNX, then build the engine there (docs/int8.md).")
+        raise SrError("--int8 writes a CPU model (uint8 activations with zero points); TensorRT takes only symmetric "
+                      "int8 activations", "Use --fp16 --trt for TensorRT; run the int8 ONNX with OpenVINO or ONNX "
+                      "Runtime (docs/int8.md).")
     if options.calib is None:
         raise SrError("--int8 needs --calib FOLDER: images like those you will upscale",
                       "Pass a folder of at least 5 images (one in five is held out to measure the quality).")

@@ -39,7 +39,7 @@ def _setup_logging(main: bool, debug: bool) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="sr-train", message="%(prog)s (sr-deploy) %(version)s")
 @click.option("--config", "config", required=True, metavar="YAML",
-              help="Training config: a YAML path or a shipped name (x4, x4_net, x4_compact, x4_compact_net, tiny_cpu).")
+              help="Training config: a YAML path or a shipped name (x4, x4_net, x4_compact, x4_compact_net, tiny_cpu, qat).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set train.total_iter=1000 (repeatable; parsed by the field's type).")
 @click.option("--resume", default=None, metavar="auto|PATH",
