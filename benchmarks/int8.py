@@ -28,6 +28,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,8 +237,27 @@ def ov_direct_speed(models: dict[str, Path], folder: Path, rounds: int, threads:
 
 
 # ---------------------------------------------------------------------------------------------- driver
+def qat_row(qat: Path, ckpt: Path, data: dict[str, Any], d: Path, fp32: Path, threads: int) -> dict[str, Any]:
+    """The int8 export of a QAT checkpoint fine-tuned from ``ckpt``, measured like the others (ONNX Runtime)."""
+    from sr_export.pipeline import ExportOptions, export
+
+    out = export(qat, ExportOptions(output=d / f"{qat.stem}_qat_int8.onnx", int8=True, calib=data["calib"],
+                                    check=False), say=lambda s: None).onnx
+    return {"recipe": f"QAT checkpoint {qat.parent.parent.name}/{qat.name} + sr-export --int8 (ONNX Runtime)",
+            **quality(_ort_run(out, threads), _ort_run(fp32, threads), data["pairs"])}
+
+
+def _qats_for(ckpt: Path, qats: list[Path]) -> list[Path]:
+    """The QAT checkpoints whose teacher is ``ckpt`` (by sha256)."""
+    from sr_train.checkpoint import file_sha256
+    from sr_train.qat import read_int8_entry
+
+    sha = file_sha256(ckpt)
+    return [q for q in qats if ((read_int8_entry(q) or {}).get("teacher") or {}).get("sha256") == sha]
+
+
 def bench_model(name: str, ckpt: Path, data: dict[str, Any], cache: Path, rounds: int, threads: int,
-                log: Any) -> dict[str, Any]:
+                log: Any, qats: Sequence[Path] = ()) -> dict[str, Any]:
     """Export fp32 and int8, measure the quality, the frontier and the speed of one model."""
     from sr_export.int8 import read_calibration
     from sr_export.pipeline import ExportOptions, export
@@ -256,6 +276,8 @@ def bench_model(name: str, ckpt: Path, data: dict[str, Any], cache: Path, rounds
     model = load_generator(ckpt).model.eval()
     cal = read_calibration(data["calib"])
     front = frontier(model, cal.calib, data["pairs"], fp32, threads, cache)
+    for qat in qats:
+        front.append(qat_row(qat, ckpt, data, d, fp32, threads))
     pair = {"fp32": fp32, "int8": res.onnx}
     spd = speed(pair, data["speed"], cache / "speed_out", rounds, threads)
     spd += ov_direct_speed(pair, data["speed"], rounds, threads)
@@ -299,7 +321,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def run_bench(out_dir: Path, *, quick: bool = False, threads: int | None = None, cache: Path = CACHE,
-              log: Any = print) -> dict[str, Any]:
+              log: Any = print, qat: Sequence[Path] = ()) -> dict[str, Any]:
     """Run everything and write ``int8.json`` and ``int8.md`` into ``out_dir``."""
     import torch
 
@@ -319,7 +341,8 @@ def run_bench(out_dir: Path, *, quick: bool = False, threads: int | None = None,
     for n, p in MODELS.items():
         if not p.is_file():
             log(f"int8 benchmark: {n} skipped, {p} not found")
-    results = [bench_model(n, p, data, cache, rounds, threads, log) for n, p in (models[-1:] if quick else models)]
+    results = [bench_model(n, p, data, cache, rounds, threads, log, _qats_for(p, list(qat)))
+               for n, p in (models[-1:] if quick else models)]
     meta["load_after"] = load_average()
     report = {"meta": meta, "models": results}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -335,8 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="the default model only, one round, two photos")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--qat", type=Path, action="append", default=[],
+                    help="a checkpoint of sr-train --config qat: a frontier row for the model it was tuned from")
     a = ap.parse_args(argv)
-    run_bench(a.out, quick=a.quick, threads=a.threads)
+    run_bench(a.out, quick=a.quick, threads=a.threads, qat=a.qat)
     return 0
 
 
