@@ -273,6 +273,11 @@ def bench_model(name: str, ckpt: Path, data: dict[str, Any], cache: Path, rounds
     export_s = time.perf_counter() - t0
     log(f"{name}: int8 export {export_s:.0f} s; " + "; ".join(s.strip() for s in lines if "quality" in s))
     q = quality(_ort_run(res.onnx, threads), _ort_run(fp32, threads), data["pairs"])
+    q_ov = None
+    if any(be == "openvino" for _l, be, _f in backends()):
+        from sr_runtime.backends.openvino import OpenVinoBackend
+
+        q_ov = quality(OpenVinoBackend(res.onnx, threads=threads).run, _ort_run(fp32, threads), data["pairs"])
     model = load_generator(ckpt).model.eval()
     cal = read_calibration(data["calib"])
     front = frontier(model, cal.calib, data["pairs"], fp32, threads, cache)
@@ -282,7 +287,8 @@ def bench_model(name: str, ckpt: Path, data: dict[str, Any], cache: Path, rounds
     spd = speed(pair, data["speed"], cache / "speed_out", rounds, threads)
     spd += ov_direct_speed(pair, data["speed"], rounds, threads)
     return {"name": name, "checkpoint": str(ckpt.name), "export_s": export_s,
-            "gate": res.info.extra["int8"]["quality"], "quality_ort": q, "frontier": front, "speed": spd}
+            "gate": res.info.extra["int8"]["quality"], "quality_ort": q, "quality_openvino": q_ov,
+            "frontier": front, "speed": spd}
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -303,7 +309,9 @@ def to_markdown(report: dict[str, Any]) -> str:
                   f"(**{q['d_psnr_y']:+.3f} dB**); against the fp32 output **{q['psnr_vs_fp32']:.2f} dB** "
                   f"(worst image {q['min_psnr_vs_fp32']:.2f}), max error {q['max_levels']} levels, mean "
                   f"{q['mean_levels']:.2f}. Export {r['export_s']:.0f} s; the export's own gate measured "
-                  f"{r['gate']['psnr_db']} dB on its held-out crops.", "",
+                  f"{r['gate']['psnr_db']} dB on its held-out crops."
+                  + (f" On OpenVINO's int8 kernels: {r['quality_openvino']['psnr_vs_fp32']:.2f} dB, PSNR-Y "
+                     f"{r['quality_openvino']['d_psnr_y']:+.3f} dB." if r.get("quality_openvino") else ""), "",
                   "| recipe | PSNR vs fp32 dB | max levels | mean levels | ΔPSNR-Y vs GT dB |", "|---|---:|---:|---:|---:|"]
         for f in r["frontier"]:
             lines.append(f"| {f['recipe']} | {f['psnr_vs_fp32']:.2f} | {f['max_levels']} | {f['mean_levels']:.2f} | "

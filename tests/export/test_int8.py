@@ -90,7 +90,7 @@ def test_runs_on_openvino_like_ort(int8_model):
     with OrtBackend(result.onnx, device="cpu") as a, ov_backend.OpenVinoBackend(result.onnx) as b:
         assert b.info.precision == "int8"
         diff = np.abs(a.run(x) - b.run(x))
-    assert diff.max() * 255 <= 2  # int8 kernels vs ORT's float conv on dequantized values
+    assert diff.max() * 255 <= 4 and diff.mean() * 255 <= 0.5  # int8 kernels vs float conv on dequantized values
 
 
 def test_quality_gate_refuses_with_one_line(calib, tmp_path):
