@@ -110,7 +110,11 @@ _TO_OPENCV = {2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}
 
 
 class PngRows(_Forward):
-    """A non-interlaced 8/16-bit gray, gray+alpha, RGB or RGBA PNG, row by row (``pypng``)."""
+    """A non-interlaced 8/16-bit gray, gray+alpha, RGB or RGBA PNG, row by row: ``pypng`` undoes the filters;
+    the data is inflated here at most ``INFLATE_BYTES`` at a time (pypng's own ``read()`` inflates each IDAT
+    chunk whole: a 3 MB chunk of zeros is 2.7 GB)."""
+
+    INFLATE_BYTES = 1 << 20
 
     def __init__(self, path: Path, header: ImageHeader) -> None:
         import png
@@ -118,13 +122,28 @@ class PngRows(_Forward):
         super().__init__(path, header.height, header.width, header.channels)
         self._file = open(path, "rb")  # noqa: SIM115 - held until close()
         try:
-            w, h, rows, info = png.Reader(file=self._file).read()
+            reader = png.Reader(file=self._file)
+            reader.preamble()
         except Exception as exc:  # noqa: BLE001 - pypng raises several kinds; each is the file's fault
             self._file.close()
             raise _png_error(exc, path) from None
-        self._planes = int(info["planes"])
-        self._dtype = np.uint16 if info["bitdepth"] == 16 else np.uint8
-        self._iter = iter(rows)
+        self._planes = int(reader.planes)
+        self._dtype = np.dtype(">u2") if reader.bitdepth == 16 else np.dtype(np.uint8)
+        self._iter = reader._iter_straight_packed(self._inflated(reader))  # the unfiltering of pypng's read()
+
+    def _inflated(self, reader: Any) -> Iterator[bytes]:
+        """The IDAT chunks' data, inflated in pieces of at most ``INFLATE_BYTES``."""
+        z = zlib.decompressobj()
+        while True:
+            kind, data = reader.chunk()
+            if kind == b"IEND":
+                break
+            while kind == b"IDAT" and data:
+                out = z.decompress(data, self.INFLATE_BYTES)
+                data = z.unconsumed_tail
+                if out:
+                    yield out
+        yield z.flush()
 
     def _next(self) -> list[np.ndarray]:
         try:
@@ -134,10 +153,10 @@ class PngRows(_Forward):
                              self.path) from None
         except Exception as exc:  # noqa: BLE001
             raise _png_error(exc, self.path) from None
-        a = np.asarray(row, self._dtype).reshape(self.width, self._planes)
+        a = np.frombuffer(row, self._dtype).reshape(self.width, self._planes)
         if self._planes == 1:
-            return [a[:, 0]]
-        return [a[:, _TO_OPENCV[self._planes]]]
+            return [a[:, 0].astype(self._dtype.newbyteorder("="))]
+        return [a[:, _TO_OPENCV[self._planes]].astype(self._dtype.newbyteorder("="))]
 
     def close(self) -> None:
         self._file.close()
@@ -426,8 +445,8 @@ class PngBands(BandWriter):
 
     FILTER_BYTES = 512 << 10
     """Row bytes filtered at a time (the filter's temporaries are about 20 times this)."""
-    IDAT_BYTES = 1 << 20
-    """Compressed bytes gathered into one IDAT chunk."""
+    IDAT_BYTES = 64 << 10
+    """Compressed bytes gathered into one IDAT chunk (small: a reader that inflates a chunk whole stays small)."""
 
     def _write_file(self, tmp: str) -> None:
         import png
@@ -440,12 +459,11 @@ class PngBands(BandWriter):
             z = zlib.compressobj(PNG_LEVEL)
             pending = bytearray()
             prev: np.ndarray | None = None
+            step = max(1, self.FILTER_BYTES // (self.width * bpp))
             for band in self._bands():
-                a = _bgr_order(band).astype(">u2" if depth == 16 else np.uint8, copy=False)
-                raw = np.ascontiguousarray(a).view(np.uint8).reshape(len(band), -1)
-                step = max(1, self.FILTER_BYTES // raw.shape[1])
-                for i in range(0, len(raw), step):
-                    part = raw[i:i + step]
+                for i in range(0, len(band), step):  # a few rows at a time: no copy of the whole band
+                    a = _bgr_order(band[i:i + step]).astype(">u2" if depth == 16 else np.uint8, order="C")
+                    part = a.view(np.uint8).reshape(len(a), -1)
                     pending += z.compress(png_filter(part, prev, bpp).data)
                     prev = part[-1].copy()
                     if len(pending) >= self.IDAT_BYTES:
@@ -457,25 +475,48 @@ class PngBands(BandWriter):
 
 
 # --------------------------------------------------------------------------- TIFF
+def _drop_rows(held: list[np.ndarray], rows: int) -> list[np.ndarray]:
+    """``held`` without its first ``rows`` rows (views)."""
+    out = []
+    for piece in held:
+        if rows >= len(piece):
+            rows -= len(piece)
+            continue
+        out.append(piece[rows:])
+        rows = 0
+    return out
+
+
 class TiffBands(BandWriter):
     """A tiled TIFF (BigTIFF past 4 GiB of pixels) written tile row by tile row (see the module docstring)."""
 
     def _tiles(self) -> Iterator[np.ndarray]:
-        """Row-major tiles (RGB order) from the incoming bands: rows gather until a row of tiles is complete."""
+        """Row-major tiles (RGB order) from the incoming bands: rows gather until a row of tiles is complete;
+        each tile is copied out of the bands on its own (no copy of a whole band)."""
         t = TIFF_TILE
-        held: list[np.ndarray] = []
+        held: list[np.ndarray] = []  # rows not yet written, in pieces
         n = 0
         for band in self._bands():
-            held.append(_bgr_order(band))
+            held.append(band)
             n += len(band)
             while n >= t:
-                rows = np.concatenate(held) if len(held) > 1 else held[0]
-                yield from (rows[:t, x:x + t] for x in range(0, self.width, t))
-                held, n = ([rows[t:]] if n > t else []), n - t
+                yield from self._tile_row(held, t)
+                held, n = _drop_rows(held, t), n - t
         self._check_rows()
         if n:
-            rows = np.concatenate(held) if len(held) > 1 else held[0]
-            yield from (rows[:, x:x + t] for x in range(0, self.width, t))
+            yield from self._tile_row(held, n)
+
+    def _tile_row(self, held: list[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+        """The tiles of the first ``rows`` rows of ``held``."""
+        parts, need = [], rows
+        for piece in held:
+            parts.append(piece[:need])
+            need -= len(parts[-1])
+            if not need:
+                break
+        for x in range(0, self.width, TIFF_TILE):
+            yield _bgr_order(np.concatenate([p[:, x:x + TIFF_TILE] for p in parts]))
+
 
     def _write_file(self, tmp: str) -> None:
         import tifffile
