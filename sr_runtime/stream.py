@@ -44,6 +44,8 @@ STREAM_FORMATS = ("png", "tif")
 """Output formats written band by band."""
 TIFF_TILE = 256
 """Tile side of streamed TIFF outputs."""
+BIGTIFF_ABOVE = 2**32 - 2**25
+"""TIFF outputs with more bytes of pixels than this are BigTIFF (tifffile's own limit for classic TIFF)."""
 PNG_LEVEL = 3
 """zlib level of streamed PNGs (sr-run's whole-image PNGs use OpenCV's level 3 too)."""
 
@@ -523,7 +525,7 @@ class TiffBands(BandWriter):
 
         shape = (self.height, self.width) + (() if self.channels == 1 else (self.channels,))
         raw = int(np.prod(shape)) * self.dtype.itemsize
-        with tifffile.TiffWriter(tmp, bigtiff=raw > 2**32 - 2**25) as tw:
+        with tifffile.TiffWriter(tmp, bigtiff=raw > BIGTIFF_ABOVE) as tw:
             tw.write(self._tiles(), shape=shape, dtype=self.dtype, tile=(TIFF_TILE, TIFF_TILE),
                      photometric="minisblack" if self.channels == 1 else "rgb",
                      # as OpenCV's own TIFF writer: alpha as an unspecified extra sample (OpenCV premultiplies

@@ -42,8 +42,14 @@ def splits(n, seed=0):
     return out
 
 
-@pytest.mark.parametrize("ext", ["png", "tif"])
-def test_band_writers_equal_opencv(tmp_path, ext):
+@pytest.mark.parametrize("ext", ["png", "tif", "bigtiff"])
+def test_band_writers_equal_opencv(tmp_path, ext, monkeypatch):
+    big = ext == "bigtiff"
+    if big:  # what outputs past 4 GiB of pixels get
+        import sr_runtime.stream as stream
+
+        monkeypatch.setattr(stream, "BIGTIFF_ABOVE", 0)
+        ext = "tif"
     for i, (c, dt) in enumerate(LAYOUTS):
         img = smooth(141, 263, c, dt, seed=i)
         w = open_writer(tmp_path / f"o.{ext}", ext, 141, 263, c, dt)
@@ -52,6 +58,11 @@ def test_band_writers_equal_opencv(tmp_path, ext):
         w.close()
         back = cv2.imread(str(tmp_path / f"o.{ext}"), cv2.IMREAD_UNCHANGED)
         assert back.dtype == img.dtype and np.array_equal(back, img), (c, dt)
+        if big:
+            import tifffile
+
+            with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+                assert tif.is_bigtiff and tif.pages.first.is_tiled
     assert leftovers(tmp_path) == []
 
 
