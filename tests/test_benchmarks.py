@@ -195,11 +195,14 @@ def test_exporters_table_on_a_tiny_model(monkeypatch, tmp_path):
     assert float(row.split("|")[-2]) < 1e-5  # max abs vs torch
 
 
-def test_bigimage_report_and_giant_tiles(tmp_path):
-    """benchmarks/bigimage.py: the report renders (also a refused job), the giant input's tiles cover the image."""
+def test_bigimage_report_and_giant_tiles(tmp_path, monkeypatch):
+    """benchmarks/bigimage.py: the report renders (also a refused job; the table without matplotlib), the giant
+    input's tiles cover the image."""
     import numpy as np
 
     from benchmarks import bigimage
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
 
     row = {"section": "scaling", "input": "1 MP", "mode": "streamed", "model": "m", "megapixels": 1.0, "seconds": 2.0,
            "rss_mb": 300.0, "output_pixels_mb": 48.0, "output_file_mb": 20.0, "foreign_cpu_s": 0.1, "error": None}
