@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(VPY) -m pip install -q --upgrade pip
 	# The CPU torch wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(VPY) -m pip install -q $(TORCH_CPU)
-	$(VPY) -m pip install -q -e '.[train,export,ort,trt-rtx,video,ray,triton,tiff,dev]'
+	$(VPY) -m pip install -q -e '.[train,export,ort,openvino,trt-rtx,video,ray,triton,tiff,dev]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -54,6 +54,7 @@ def print_info(model: str) -> None:
     from sr_runtime.backends.ort import available_providers
     from sr_runtime.errors import ModelFileError
     from sr_runtime.info import MODEL_SUFFIXES_TORCH, ModelInfo
+    from sr_runtime.tiling import default_pad
 
     p = Path(model)
     if p.suffix.lower() in MODEL_SUFFIXES_TORCH:
@@ -84,7 +85,8 @@ def print_info(model: str) -> None:
         click.echo("  no sr-deploy metadata: scale and channels found by a probe run; receptive radius unknown "
                    "(sr-export --metadata MODEL.onnx measures it and writes a copy with metadata)")
     else:
-        click.echo(f"  safe --tile-pad: >= {info.receptive_radius} (receptive radius; tiled == whole image)")
+        click.echo(f"  safe --tile-pad: >= {info.receptive_radius} (receptive radius; tiled == whole image); "
+                   f"default here: {default_pad(info)}")
     provs = available_providers()
     click.echo(f"onnxruntime providers: {', '.join(provs) if provs else 'onnxruntime not installed'}")
     trt = []
@@ -95,6 +97,21 @@ def print_info(model: str) -> None:
         except Exception:  # noqa: BLE001 - only reporting what is importable
             pass
     click.echo(f"tensorrt: {', '.join(trt) if trt else 'not installed'}")
+    _print_cpu_backends()
+
+
+def _print_cpu_backends() -> None:
+    """OpenVINO's version and what this CPU reports to it, and what --backend auto runs an .onnx on."""
+    from sr_runtime.backends import auto_choice
+    from sr_runtime.backends.openvino import cpu_report, reduced_precision_for
+
+    ov = cpu_report()
+    if ov:
+        click.echo(f"openvino: {ov['version']}; CPU '{ov['device']}' reports {', '.join(ov['capabilities'])} "
+                   f"(--fp16 computes in {reduced_precision_for(ov['capabilities'])}, else f32)")
+    else:
+        click.echo("openvino: not installed (pip install 'sr-deploy[openvino]')")
+    click.echo(f"--backend auto runs .onnx on: {auto_choice()}")
 
 
 def _onnx_info(path: Path):
@@ -166,9 +183,10 @@ def _run(inp: str, out: str, options, ray: dict | None):
 @click.option("-x", "--tta", is_flag=True,
               help="Test-time augmentation (ncnn's -x): mean over 8 flips/rotations, 8x slower, slightly better.")
 @click.option("-b", "--batch", type=click.IntRange(1), default=4, show_default=True, help="Tiles per model call.")
-@click.option("--backend", type=click.Choice(["auto", "ort", "ort-cuda", "trt", "triton"]), default="auto",
-              show_default=True, help="auto: TensorRT for engines, ONNX Runtime (CUDA if usable, else CPU) for .onnx; "
-                                      "triton: a Triton server runs model -m NAME (tiles cut here).")
+@click.option("--backend", type=click.Choice(["auto", "ort", "openvino", "ort-cuda", "trt", "triton"]), default="auto",
+              show_default=True, help="auto: TensorRT for engines; for .onnx ONNX Runtime CUDA if usable, else the "
+                                      "fastest CPU backend installed (OpenVINO, else ONNX Runtime); triton: a Triton "
+                                      "server runs model -m NAME (tiles cut here).")
 @click.option("--triton-url", default=None, metavar="HOST:PORT",
               help="Triton's HTTP endpoint for --backend triton (default localhost:8000).")
 @click.option("--fp16/--fp32", "fp16", default=None,

@@ -48,8 +48,8 @@ LAZY_EXCEPTIONS: dict[str, tuple[str, ...]] = {"sr_runtime.pth_model": ("sr_expo
 """Module -> what it may import despite :data:`FORBIDDEN`, inside a function only: ``sr-run -m x.pth`` exports the
 checkpoint with sr-export's pipeline on first use (which needs torch, the ``export`` extra)."""
 NOT_LIBRARY = ("benchmarks", "scripts", "tests")
-HEAVY_AT_IMPORT = ("torch", "sr_train", "sr_export", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda", "av", "ray",
-                   "pyarrow", "tritonclient", "gevent")
+HEAVY_AT_IMPORT = ("torch", "sr_train", "sr_export", "onnxruntime", "openvino", "tensorrt", "tensorrt_rtx", "cuda", "av",
+                   "ray", "pyarrow", "tritonclient", "gevent")
 """What importing any sr_runtime module must not load (backends import their engines when a model is opened, the
 video package PyAV when a video is read, ``--ray`` Ray and pyarrow, the Triton backend tritonclient)."""
 

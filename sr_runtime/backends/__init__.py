@@ -10,13 +10,23 @@ from sr_runtime.errors import ModelFileError, SrError
 from sr_runtime.info import MODEL_SUFFIXES_TORCH, export_first_error, read_onnx_info
 from sr_runtime.tiling import default_pad
 
-BackendName = Literal["auto", "ort", "ort-cuda", "trt"]
-BACKENDS: tuple[str, ...] = ("auto", "ort", "ort-cuda", "trt")
+BackendName = Literal["auto", "ort", "openvino", "ort-cuda", "trt"]
+BACKENDS: tuple[str, ...] = ("auto", "ort", "openvino", "ort-cuda", "trt")
 """Accepted ``backend`` values (the CLI's ``--backend`` choices)."""
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 """Serialized TensorRT engines (each with a JSON sidecar written by sr-export)."""
 
-__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Backend", "BackendBase", "BackendName", "open_backend"]
+__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Backend", "BackendBase", "BackendName", "auto_choice", "open_backend"]
+
+
+def auto_choice() -> str:
+    """What ``--backend auto`` tries first for an ``.onnx`` here: ``ort-cuda``, ``openvino`` or ``ort``."""
+    from sr_runtime.backends import openvino
+    from sr_runtime.backends.ort import available_providers
+
+    if "CUDAExecutionProvider" in available_providers():
+        return "ort-cuda"
+    return "openvino" if openvino.available() else "ort"
 
 
 def open_backend(
@@ -34,7 +44,9 @@ def open_backend(
     """Open an exported model with the requested backend.
 
     ``auto``: a ``.engine``/``.plan`` runs on TensorRT; an ``.onnx`` on ONNX Runtime with CUDA when the
-    installed onnxruntime can use a GPU, else on the CPU. ``ort``: ONNX Runtime on the CPU. ``ort-cuda``:
+    installed onnxruntime can use a GPU, else on the CPU with the fastest installed backend: OpenVINO (measured
+    1.4-2x ONNX Runtime's speed on the same ONNX, docs/benchmarks.md), else ONNX Runtime. ``ort``: ONNX Runtime
+    on the CPU. ``openvino``: OpenVINO on the CPU (bf16 with ``fp16`` where the CPU reports BF16). ``ort-cuda``:
     ONNX Runtime's CUDA provider (an error if it is unavailable). ``trt``: a TensorRT engine; given an
     ``.onnx`` the engine is built on first use into a cache (see :mod:`sr_runtime.backends.trt.cache`) for
     windows of :func:`~sr_runtime.tiling.window_side` ``(tile, tile_pad)`` pixels and up to ``batch`` tiles per
@@ -43,8 +55,9 @@ def open_backend(
     Args:
         path: ``.onnx`` or ``.engine``/``.plan`` file written by sr-export.
         backend: one of :data:`BACKENDS`.
-        threads: CPU threads for ONNX Runtime (None: its default).
-        fp16: build/run fp16 where the backend decides precision (TensorRT); an fp16 ONNX file is fp16 anyway.
+        threads: CPU threads for ONNX Runtime and OpenVINO (None: their default, all cores).
+        fp16: build/run fp16 where the backend decides precision (TensorRT; OpenVINO: bf16/f16 where the CPU
+            reports it); an fp16 ONNX file is fp16 anyway.
         tile, tile_pad, batch: the shape profile of an engine built from an ``.onnx`` (``trt`` only); ``tile_pad``
             None: :func:`~sr_runtime.tiling.default_pad` of the model.
         cache_dir: engine cache folder (``trt`` only; None: the default cache).
@@ -65,7 +78,7 @@ def open_backend(
     if not p.is_file():
         raise ModelFileError("model file not found", "Check the path given to --model.", p)
     if suffix in ENGINE_SUFFIXES:
-        if backend in ("ort", "ort-cuda"):
+        if backend in ("ort", "ort-cuda", "openvino"):
             raise SrError(f"--backend {backend} runs .onnx files, this is a TensorRT engine",
                           "Use --backend trt (or auto), or pass the .onnx model.", p)
         from sr_runtime.backends.trt import TrtBackend
@@ -82,6 +95,10 @@ def open_backend(
         engine = cached_engine(p, profile, flavor="auto", cache_dir=cache_dir)
         return TrtBackend(engine)
 
+    if backend == "openvino":
+        from sr_runtime.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(p, threads, fp16, scale=scale)
     from sr_runtime.backends.ort import OrtBackend, available_providers
 
     if backend == "ort":
@@ -95,4 +112,18 @@ def open_backend(
             raise
         except SrError:
             pass  # the GPU build without a usable GPU: auto means the CPU is fine
-    return OrtBackend(p, "cpu", threads, scale=scale)
+    return _fastest_cpu(p, threads, fp16, scale)
+
+
+def _fastest_cpu(path: Path, threads: int | None, fp16: bool, scale: int | None) -> Backend:
+    """``auto`` on the CPU: OpenVINO when installed (measured 1.4-2x ONNX Runtime's speed on the same ONNX on
+    an AMD EPYC, docs/benchmarks.md), else ONNX Runtime; a model OpenVINO cannot load runs on ONNX Runtime."""
+    from sr_runtime.backends import openvino
+    from sr_runtime.backends.ort import OrtBackend
+
+    if openvino.available():
+        try:
+            return openvino.OpenVinoBackend(path, threads, fp16, scale=scale)
+        except openvino.NotLoadable:
+            pass
+    return OrtBackend(path, "cpu", threads, scale=scale)

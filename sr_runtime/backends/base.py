@@ -14,6 +14,7 @@ implements ``run`` and ``close``, and overrides the properties where it differs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +22,15 @@ import numpy as np
 
 from sr_runtime.errors import OutOfMemory, SrError
 from sr_runtime.info import ModelInfo
+from sr_runtime.probe import (
+    NotSuperResolution,
+    Run,
+    TensorSpec,
+    check_graph,
+    check_scale,
+    has_metadata,
+    probe_model,
+)
 from sr_runtime.tiling import WindowShapes
 
 Shape = tuple[int, int, int, int]
@@ -190,3 +200,37 @@ def check_batch(batch: np.ndarray, info: ModelInfo, source: str | None = None) -
             source,
         )
     return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def resolve_info(props: Mapping[str, str], inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                 run_on: Callable[[TensorSpec, TensorSpec], Run], path: Path, scale: int | None) -> ModelInfo:
+    """The :class:`ModelInfo` of an opened ONNX model: its sr-deploy metadata checked against the graph and one
+    tiny run, or, without metadata, what a probe run finds (:func:`~sr_runtime.probe.probe_model`).
+
+    Args:
+        props: the model's metadata properties as the engine parsed them (no second read of the file).
+        inputs, outputs: the graph's inputs and outputs.
+        run_on: ``run_on(input, output)`` -> a function running the model on one array.
+        path: the model file (messages).
+        scale: the scale the caller expects (``--scale``), or None.
+
+    Raises:
+        NotSuperResolution: not an image SR model, or metadata that contradicts the graph.
+        ModelFileError: malformed metadata.
+        SrError: ``scale`` contradicts the metadata or the probe.
+    """
+    if not has_metadata(props):
+        if len(inputs) != 1:
+            raise NotSuperResolution(f"the model takes {len(inputs)} inputs, not one image",
+                                     "sr-run runs models with one image input.", path)
+        return probe_model(run_on(inputs[0], outputs[0]), inputs[0], outputs[0], path, scale)
+    info = ModelInfo.from_metadata_props(dict(props), path)
+    names_in, names_out = [i.name for i in inputs], [o.name for o in outputs]
+    inp = inputs[names_in.index(info.input_name) if info.input_name in names_in else 0]
+    out = outputs[names_out.index(info.output_name) if info.output_name in names_out else 0]
+    check_graph(inp, out, info, path)
+    check_scale(run_on(inp, out), inp, info, path)
+    if scale is not None and int(scale) != info.scale:
+        raise SrError(f"--scale {scale} was given, but the model's metadata says x{info.scale}",
+                      f"Drop --scale or pass --scale {info.scale}.", path)
+    return info.replace(input_name=inp.name, output_name=out.name)

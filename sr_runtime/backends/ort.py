@@ -14,17 +14,10 @@ from typing import Any, Literal
 import numpy as np
 
 from sr_runtime import signals
-from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, run_error
+from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, resolve_info, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, check_model_path
-from sr_runtime.probe import (
-    NotSuperResolution,
-    TensorSpec,
-    check_graph,
-    check_scale,
-    has_metadata,
-    probe_model,
-)
+from sr_runtime.probe import TensorSpec
 from sr_runtime.tiling import WindowShapes
 
 Device = Literal["cpu", "cuda"]
@@ -169,29 +162,14 @@ class OrtBackend(BackendBase):
 
     def _model_info(self, scale: int | None) -> ModelInfo:
         """The metadata ORT has just parsed (no second read of the file, no onnx import), checked against the
-        graph; without metadata, the probed info (:func:`~sr_runtime.probe.probe_model`)."""
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        graph; without metadata, the probed info (:func:`~sr_runtime.backends.base.resolve_info`)."""
         props = dict(self._session.get_modelmeta().custom_metadata_map)
 
         def run_on(inp: TensorSpec, out: TensorSpec):
             return lambda x: self._session.run([out.name], {inp.name: x})[0]
 
-        if not has_metadata(props):
-            if len(inputs) != 1:
-                raise NotSuperResolution(f"the model takes {len(inputs)} inputs, not one image",
-                                         "sr-run runs models with one image input.", self.path)
-            inp, out = TensorSpec.from_ort(inputs[0]), TensorSpec.from_ort(outputs[0])
-            return probe_model(run_on(inp, out), inp, out, self.path, scale)
-        info = ModelInfo.from_metadata_props(props, self.path)
-        names_in, names_out = [i.name for i in inputs], [o.name for o in outputs]
-        inp = TensorSpec.from_ort(inputs[names_in.index(info.input_name) if info.input_name in names_in else 0])
-        out = TensorSpec.from_ort(outputs[names_out.index(info.output_name) if info.output_name in names_out else 0])
-        check_graph(inp, out, info, self.path)
-        check_scale(run_on(inp, out), inp, info, self.path)
-        if scale is not None and int(scale) != info.scale:
-            raise SrError(f"--scale {scale} was given, but the model's metadata says x{info.scale}",
-                          f"Drop --scale or pass --scale {info.scale}.", self.path)
-        return info.replace(input_name=inp.name, output_name=out.name)
+        return resolve_info(props, [TensorSpec.from_ort(i) for i in self._session.get_inputs()],
+                            [TensorSpec.from_ort(o) for o in self._session.get_outputs()], run_on, self.path, scale)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run a float32 ``(N, C, h, w)`` RGB batch in [0, 1]; returns a new float32

@@ -174,7 +174,7 @@ def test_gpu_request_on_cpu_build_is_an_error(onnx_model):
     assert "CUDAExecutionProvider is not available" in err.value.one_line()
     with pytest.raises(SrError, match="CUDAExecutionProvider"):
         open_backend(onnx_model("SRVGGNetCompact"), "ort-cuda")
-    assert open_backend(onnx_model("SRVGGNetCompact"), "auto").provider == "CPUExecutionProvider"
+    assert "CUDA" not in open_backend(onnx_model("SRVGGNetCompact"), "auto").provider  # a CPU backend
 
 
 def test_silent_fallback_is_caught(onnx_model, monkeypatch):
@@ -188,7 +188,7 @@ def test_silent_fallback_is_caught(onnx_model, monkeypatch):
                                                                              providers=["CPUExecutionProvider"]))
     with pytest.raises(SrError, match="asked for CUDAExecutionProvider but ONNX Runtime runs CPUExecutionProvider"):
         OrtBackend(onnx_model("SRVGGNetCompact"), device="cuda")
-    assert open_backend(onnx_model("SRVGGNetCompact"), "auto").provider == "CPUExecutionProvider"
+    assert "CUDA" not in open_backend(onnx_model("SRVGGNetCompact"), "auto").provider  # a CPU backend
 
 
 def test_ort_oom_becomes_out_of_memory(onnx_model):
