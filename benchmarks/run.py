@@ -6,9 +6,10 @@ Usage::
 
 For each model (SRVGGNetCompact with 16 and 32 convs and RRDBNet with 23 blocks, random weights at the official
 sizes, plus the shipped ``sr_runtime/models/default.onnx`` when present) and each path (the upstream
-reference in torch eager, whole and tiled; ORT fp32 whole, tiled and batched tiles; ORT fp16; the reference
-folder loop and ``sr-run`` on a folder), a child process loads the model, warms up, times ``repeats`` runs,
-and reports; the parent takes the child's peak RSS from ``os.wait4`` (exact per child, stdlib). A GEMM probe
+reference in torch eager, whole and tiled; ORT fp32 whole, tiled and batched tiles; ORT fp16; OpenVINO whole,
+tiled and batched; the CPU peer vs-mlrt OV_CPU whole and tiled (``benchmarks/peers.py``); the reference folder loop
+and ``sr-run`` on a folder; on a folder of full-size photos the upstream loop, ``sr-run --tile``, ``sr-run`` with its
+defaults and vs-mlrt OV_CPU, cold), a child process loads the model, warms up, times ``repeats`` runs, and reports; the parent takes the child's peak RSS from ``os.wait4`` (exact per child, stdlib). A GEMM probe
 measures this CPU's float32 peak with the same thread count. Results go to ``<out>/bench.json``, then
 ``benchmarks.report`` writes ``bench.md`` and ``bench.png``.
 
@@ -38,6 +39,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_ONNX = ROOT / "sr_runtime" / "models" / "default.onnx"
 SKIMAGE_WHEELS = Path("/tmp/skimg")
 PHOTO_SOURCES = (ROOT / "sr_runtime" / "models" / "sample.png",)
+OFFICIAL_SRVGG16 = ROOT.parent / "shared" / "data" / "realesr-animevideov3.pth"
+"""The official realesr-animevideov3 weights (SRVGG-16 runs them when the file is there; same speed either way)."""
+PHOTOS = 4
+"""Full-size photos in the photos folder (the photo and its flips)."""
 
 CHILD_TIMEOUT_S = 900
 
@@ -148,7 +153,8 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("sr-deploy", "torch", "onnxruntime", "onnx", "numpy", "opencv-python-headless", "onnxconverter-common"):
+    for dist in ("sr-deploy", "torch", "onnxruntime", "openvino", "onnx", "numpy", "opencv-python-headless",
+                 "onnxconverter-common"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -236,10 +242,12 @@ def _source_photo() -> tuple[Any, str]:
 
 
 def prepare_inputs(cache: Path, sizes: set[tuple[int, int]], big: tuple[int, int], grid: int) -> dict[str, Any]:
-    """Write the photo at every size, its ``grid`` x ``grid`` crops as a folder, a big image and a tiny one.
+    """Write the photo at every size, its ``grid`` x ``grid`` crops as a folder, a folder of the photo and its
+    flips, a big image and a tiny one.
 
     Returns:
-        ``{"source", "photo": {"WxH": path}, "folder": {"WxH": dir}, "big": path, "tiny": path}``.
+        ``{"source", "photo": {"WxH": path}, "folder": {"WxH": dir}, "photos": {"WxH": dir}, "big": path,
+        "tiny": path}``.
     """
     import cv2
 
@@ -259,6 +267,11 @@ def prepare_inputs(cache: Path, sizes: set[tuple[int, int]], big: tuple[int, int
             for j in range(grid):
                 cv2.imwrite(str(fd / f"crop_{i}{j}.png"), img[i * ch:(i + 1) * ch, j * cw:(j + 1) * cw])
         out["folder"][f"{w}x{h}"] = str(fd)
+        pd = d / f"photos_{w}x{h}"
+        pd.mkdir(exist_ok=True)
+        for i, flip in enumerate((None, 1, 0, -1)[:PHOTOS]):
+            cv2.imwrite(str(pd / f"photo_{i}.png"), img if flip is None else cv2.flip(img, flip))
+        out.setdefault("photos", {})[f"{w}x{h}"] = str(pd)
     bw, bh = big
     p = d / f"big_{bw}x{bh}.png"
     cv2.imwrite(str(p), cv2.resize(base, (bw, bh), interpolation=cv2.INTER_CUBIC))
@@ -319,6 +332,15 @@ def prepare_models(specs: list[ModelSpec], cache: Path, log: Any) -> list[ModelS
             model, matched, total = _torch_from_onnx(arch, s.hparams, str(onnx_path))
             note = f"{s.weights_note}; reference weights from its initializers ({matched}/{total} matched)"
             torch.save(model.state_dict(), pth)
+        elif s.name == "SRVGG-16" and OFFICIAL_SRVGG16.is_file():
+            note = f"official {OFFICIAL_SRVGG16.name}"
+            if not (pth.is_file() and onnx_path.is_file()) or pth.stat().st_mtime < OFFICIAL_SRVGG16.stat().st_mtime:
+                from sr_train.checkpoint import load_generator
+
+                log(f"  exporting {s.name} from {OFFICIAL_SRVGG16} -> {onnx_path}")
+                model = load_generator(OFFICIAL_SRVGG16).model
+                torch.save(model.state_dict(), pth)
+                export_onnx(model, arch, s.hparams, onnx_path)
         elif not (pth.is_file() and onnx_path.is_file()):
             log(f"  exporting {s.name} -> {onnx_path}")
             torch.manual_seed(0)
@@ -494,13 +516,21 @@ def w_ref(args: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 class _CountingBackend:
-    """An open sr_runtime backend whose ``run`` is timed (passed to ``Upscaler`` in place of a path)."""
+    """An open sr_runtime backend whose ``run`` is timed (passed to ``Upscaler`` in place of a path); every other
+    part of the Backend protocol is the wrapped backend's, so the plan is the one sr-run uses."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.info = backend.info
         self.provider = backend.provider
         self.counter = _Counter(backend.run)
+
+    reduced_precision = property(lambda self: self.backend.reduced_precision)
+    max_shape = property(lambda self: self.backend.max_shape)
+    window_shapes = property(lambda self: self.backend.window_shapes)
+
+    def free_memory(self) -> int | None:
+        return self.backend.free_memory()
 
     def run(self, batch: Any) -> Any:
         return self.counter(batch)
@@ -527,7 +557,7 @@ def w_ours(args: dict[str, Any], threads: int) -> dict[str, Any]:
     rss0 = _status_mb("VmRSS")
     files = sorted(Path(args["folder"]).glob("*.png")) if args.get("folder") else [Path(args["image"])]
     imgs = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in files]
-    backend = _CountingBackend(open_backend(args["model"], "ort", threads))
+    backend = _CountingBackend(open_backend(args["model"], args.get("backend", "ort"), threads))
     up = Upscaler(backend, args["tile"], args["pad"], args["pre_pad"], batch=args["batch"], threads=threads)
     rss1 = _status_mb("VmRSS")
     model_only = args.get("model_only", False)
@@ -553,6 +583,42 @@ def w_ours(args: dict[str, Any], threads: int) -> dict[str, Any]:
                 "precision": backend.info.precision})
     up.close()
     return res
+
+
+def w_vsmlrt(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    """vs-mlrt's OV_CPU (benchmarks/peers.py) on one photo, whole or tiled."""
+    import cv2
+
+    from benchmarks.peers import VsMlrtOv
+
+    rss0 = _status_mb("VmRSS")
+    img = cv2.imread(args["image"], cv2.IMREAD_COLOR)
+    peer = VsMlrtOv(args["model"], img.shape[:2], args["scale"], args["tile"], args["pad"], threads)
+    rss1 = _status_mb("VmRSS")
+
+    class _View:
+        def reset(self) -> None:
+            peer.reset_timers()
+
+        seconds = property(lambda self: peer.model_seconds)
+        pixels = property(lambda self: peer.model_pixels)
+        calls = property(lambda self: peer.model_calls)
+
+    res = _timed(lambda: peer.enhance(img), _View(), args["repeats"], args.get("warmup", 1))
+    out = res.pop("_out")
+    if args.get("save"):
+        cv2.imwrite(args["save"], out)
+    res.update({"rss_imports_mb": rss0, "rss_loaded_mb": rss1, "provider": peer.provider,
+                "megapixels": img.shape[0] * img.shape[1] / 1e6, "images": 1, "precision": "f32"})
+    return res
+
+
+def w_vsmlrt_folder(args: dict[str, Any], threads: int) -> dict[str, Any]:
+    """vs-mlrt's OV_CPU on a folder, cold (import, compile, read/infer/write); the parent's ``wall_s`` is the time."""
+    from benchmarks.peers import vsmlrt_folder
+
+    files = sorted(Path(args["folder"]).glob("*.png"))
+    return vsmlrt_folder(args["model"], files, args["out"], args["scale"], threads, args["tile"], args["pad"])
 
 
 def w_ref_folder(args: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -705,7 +771,8 @@ def w_prepare(args: dict[str, Any], threads: int) -> dict[str, Any]:
     inputs = prepare_inputs(cache, {s.photo for s in specs}, tier.big, tier.folder_grid)
     specs = prepare_models(specs, cache, lambda m: print(m, flush=True))
     mp = {}
-    for p in [*inputs["photo"].values(), *inputs["folder"].values(), inputs["big"], inputs["tiny"]]:
+    for p in [*inputs["photo"].values(), *inputs["folder"].values(), *inputs["photos"].values(), inputs["big"],
+              inputs["tiny"]]:
         mp[p] = _megapixels_of(p)
     inputs["megapixels"] = mp
     from sr_runtime.backends.ort import available_providers
@@ -731,7 +798,8 @@ def w_parity(args: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 WORKERS = {"prepare": w_prepare, "parity": w_parity, "io": w_io, "pipeline": w_pipeline, "probe": w_probe, "ref": w_ref, "ours": w_ours,
-           "ref_folder": w_ref_folder, "profile_ort": w_profile_ort, "profile_ref": w_profile_ref}
+           "ref_folder": w_ref_folder, "profile_ort": w_profile_ort, "profile_ref": w_profile_ref,
+           "vsmlrt": w_vsmlrt, "vsmlrt_folder": w_vsmlrt_folder}
 
 
 def worker_main(spec_json: str) -> int:
@@ -751,10 +819,12 @@ def worker_main(spec_json: str) -> int:
 
 
 # =========================================================================== the run
-def cli_argv(inp: str, out: str, model: str, tile: int, pad: int, batch: int, threads: int) -> list[str]:
-    """sr-run's command line for one job (flags of sr_runtime/cli.py)."""
-    return [inp, out, "--model", model, "--tile", str(tile), "--tile-pad", str(pad), "--batch", str(batch),
-            "--threads", str(threads), "--backend", "ort", "--pre-pad", str(PRE_PAD)]
+def cli_argv(inp: str, out: str, model: str, tile: int | None, pad: int | None, batch: int | None, threads: int,
+             backend: str | None = "ort") -> list[str]:
+    """sr-run's command line for one job (flags of sr_runtime/cli.py); None leaves a flag at sr-run's default."""
+    flags = {"--tile": tile, "--tile-pad": pad, "--batch": batch, "--backend": backend}
+    return [inp, out, "--model", model, "--threads", str(threads), "--pre-pad", str(PRE_PAD),
+            *[x for k, v in flags.items() if v is not None for x in (k, str(v))]]
 
 
 def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache: Path, threads: int,
@@ -790,6 +860,7 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
             jobs.append(Job(f"{s.name}/ort-fp16/photo", s.name, "ort-fp16", "photo", "ours",
                             {**ours, "model": s.onnx_fp16, "image": photo, "tile": s.tile, "pad": TILE_PAD,
                              "batch": BATCH, "save": str(mdir / "ort-fp16.png")}))
+        jobs += _openvino_jobs(s, photo, inputs["photos"][size], mdir, ours, scale, threads)
         jobs.append(Job(f"{s.name}/ort-folder-model/folder", s.name, "ort-folder-model", "folder", "ours",
                         {**ours, "folder": folder, "model_only": True, "tile": 0, "pad": TILE_PAD, "batch": 1}))
         jobs.append(Job(f"{s.name}/pipeline/folder", s.name, "pipeline", "folder", "pipeline",
@@ -828,6 +899,48 @@ def plan_jobs(specs: list[ModelSpec], inputs: dict[str, Any], tier: Tier, cache:
                 {"arch": s0.arch, "hparams": s0.hparams, "weights": s0.weights, "scale": scale, "image": big,
                  "tile": 256, "pad": TILE_PAD, "pre_pad": PRE_PAD, "repeats": 1, "warmup": 0}),
         ]
+    return jobs
+
+
+def cli_provider(log: Path) -> str:
+    """What an sr-run job ran on, from its note line ``<model>: <arch> x<s> on <provider>``."""
+    import re
+
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    m = re.search(r"^note: \S+: \S+ x\d+ on (.+)$", text, re.M)
+    return f"sr-run: {m.group(1)}" if m else "sr-run"
+
+
+def _openvino_jobs(s: ModelSpec, photo: str, photos: str, mdir: Path, ours: dict[str, Any], scale: int,
+                   threads: int) -> list[Job]:
+    """Our OpenVINO paths and the vs-mlrt OV_CPU peer on the photo; on the photos folder, cold: the upstream loop
+    (tiled), ``sr-run --tile``, ``sr-run`` with its defaults, and vs-mlrt whole/tiled (OpenVINO ones when installed).
+    """
+    import importlib.util
+
+    jobs = [
+        Job(f"{s.name}/ref-photos-tiled/photos", s.name, "ref-photos-tiled", "photos", "ref_folder",
+            {"arch": s.arch, "hparams": s.hparams, "weights": s.weights, "scale": scale, "pre_pad": PRE_PAD,
+             "folder": photos, "tile": s.tile, "pad": TILE_PAD, "out": str(mdir / "ref-photos")}),
+        Job(f"{s.name}/cli-photos-tiled/photos", s.name, "cli-photos-tiled", "photos", "cli",
+            {"argv": cli_argv(photos, str(mdir / "cli-photos-tiled"), s.onnx, s.tile, None, None, threads, None),
+             "megapixels_of": photos}),
+        Job(f"{s.name}/cli-photos-default/photos", s.name, "cli-photos-default", "photos", "cli",
+            {"argv": cli_argv(photos, str(mdir / "cli-photos-default"), s.onnx, None, None, None, threads, None),
+             "megapixels_of": photos}),
+    ]
+    if importlib.util.find_spec("openvino") is None:
+        return jobs
+    peer = {"model": s.onnx, "scale": scale, "repeats": s.repeats, "pad": TILE_PAD}
+    for path, tile, batch in (("ov-whole", 0, 1), ("ov-tiled", s.tile, 1), ("ov-batched", s.tile, BATCH)):
+        jobs.append(Job(f"{s.name}/{path}/photo", s.name, path, "photo", "ours",
+                        {**ours, "backend": "openvino", "image": photo, "tile": tile, "pad": TILE_PAD, "batch": batch,
+                         "save": str(mdir / f"{path}.png")}))
+    for path, tile in (("vsmlrt-whole", 0), ("vsmlrt-tiled", s.tile)):
+        jobs.append(Job(f"{s.name}/{path}/photo", s.name, path, "photo", "vsmlrt",
+                        {**peer, "image": photo, "tile": tile, "save": str(mdir / f"{path}.png")}))
+        jobs.append(Job(f"{s.name}/{path}/photos", s.name, path, "photos", "vsmlrt_folder",
+                        {**peer, "folder": photos, "tile": tile, "out": str(mdir / path), "megapixels_of": photos}))
     return jobs
 
 
@@ -921,12 +1034,12 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for i, job in enumerate(jobs):
         res = run_child(job, a.threads, cache, log)
+        src = job.args.get("megapixels_of")
+        if src:
+            res["megapixels"], res["images"] = inputs["megapixels"][src]
         if job.worker == "cli":
-            src = job.args.get("megapixels_of")
-            if src:
-                res["megapixels"], res["images"] = inputs["megapixels"][src]
-            res["provider"] = "sr-run (ORT CPU)"
-        if job.worker in ("cli", "ref_folder"):  # one cold run: the end-to-end time is the process's wall time
+            res["provider"] = cli_provider(cache / "logs" / f"{job.id.replace('/', '__')}.log")
+        if job.worker in ("cli", "ref_folder", "vsmlrt_folder"):  # one cold run: the end-to-end time is the process's wall time
             res["seconds"] = res["wall_s"]
             res["times"] = [res["wall_s"]]
         results.append(res)
