@@ -5,6 +5,7 @@ No timing is asserted here; speed is measured by ``make bench`` only.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -163,15 +164,34 @@ def test_plan_has_unique_ids_and_the_listed_paths(tmp_path):
     specs = [run.ModelSpec(**{**s.__dict__, "onnx": "m.onnx", "onnx_fp16": "m16.onnx", "weights": "m.pt"})
              for s in run.model_specs(run.QUICK, None)]
     inputs = {"photo": {f"{s.photo[0]}x{s.photo[1]}": "p.png" for s in specs},
-              "folder": {f"{s.photo[0]}x{s.photo[1]}": "f" for s in specs}, "big": "b.png", "tiny": "t.png"}
+              "folder": {f"{s.photo[0]}x{s.photo[1]}": "f" for s in specs},
+              "photos": {f"{s.photo[0]}x{s.photo[1]}": "ph" for s in specs}, "big": "b.png", "tiny": "t.png"}
     jobs = run.plan_jobs(specs, inputs, run.QUICK, tmp_path, 2, with_rss=True, with_profile=True)
     ids = [j.id for j in jobs]
     assert len(ids) == len(set(ids))
     paths = {j.path for j in jobs}
     assert {"ref-t0", "ref-tiled", "ort-whole", "ort-tiled", "ort-batched", "ort-fp16", "ref-folder",
-            "cli-folder", "rss-cli", "probe"} <= paths
+            "cli-folder", "rss-cli", "probe", "ref-photos-tiled", "cli-photos-tiled", "cli-photos-default"} <= paths
+    if importlib.util.find_spec("openvino") is not None:
+        assert {"ov-whole", "ov-tiled", "ov-batched", "vsmlrt-whole", "vsmlrt-tiled"} <= paths
     cli = next(j for j in jobs if j.worker == "cli")
     assert "--model" in cli.args["argv"] and "--threads" in cli.args["argv"]
+
+
+def test_vsmlrt_peer_tiles_like_vsov_and_matches_ours():
+    """The peer's tiled output equals its whole-image output where overlap >= radius, and ours."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    from benchmarks.peers import VsMlrtOv
+    from sr_runtime.api import Upscaler
+    from tests.corpus.models import TINY_ONNX as path
+    img = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    whole = VsMlrtOv(path, img.shape[:2], 4, threads=1).enhance(img)
+    peer = VsMlrtOv(path, img.shape[:2], 4, tile=12, overlap=6, threads=1)
+    tiled = peer.enhance(img)
+    assert peer.model_calls == 2 * 3 and peer.model_pixels == 2 * 3 * 24 * 24  # rows at 0, 6; columns 0, 12, 17
+    ours = Upscaler(str(path), tile=0, pre_pad=0, backend="ort").enhance(img)[0]
+    assert np.abs(tiled.astype(int) - whole).max() <= 1 and np.abs(whole.astype(int) - ours).max() <= 1
 
 
 def test_synthetic_photo_is_deterministic():

@@ -19,12 +19,25 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 __all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Backend", "BackendBase", "BackendName", "auto_choice", "open_backend"]
 
 
+def _ort_has_cuda() -> bool:
+    """True when the installed onnxruntime offers CUDA. The CPU wheel (distribution ``onnxruntime``) never
+    does, so then onnxruntime is not imported at all (a cold sr-run on OpenVINO saves its import)."""
+    from importlib import metadata
+
+    from sr_runtime.backends.ort import available_providers
+
+    try:
+        metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        return "CUDAExecutionProvider" in available_providers()
+    return False
+
+
 def auto_choice() -> str:
     """What ``--backend auto`` tries first for an ``.onnx`` here: ``ort-cuda``, ``openvino`` or ``ort``."""
     from sr_runtime.backends import openvino
-    from sr_runtime.backends.ort import available_providers
 
-    if "CUDAExecutionProvider" in available_providers():
+    if _ort_has_cuda():
         return "ort-cuda"
     return "openvino" if openvino.available() else "ort"
 
@@ -99,13 +112,13 @@ def open_backend(
         from sr_runtime.backends.openvino import OpenVinoBackend
 
         return OpenVinoBackend(p, threads, fp16, scale=scale)
-    from sr_runtime.backends.ort import OrtBackend, available_providers
+    from sr_runtime.backends.ort import OrtBackend
 
     if backend == "ort":
         return OrtBackend(p, "cpu", threads, scale=scale)
     if backend == "ort-cuda":
         return OrtBackend(p, "cuda", threads, fp16, scale=scale)
-    if "CUDAExecutionProvider" in available_providers():
+    if _ort_has_cuda():
         try:
             return OrtBackend(p, "cuda", threads, fp16, scale=scale)
         except ModelFileError:
