@@ -327,7 +327,8 @@ def _outputs_whole(out: Path, side: int) -> list[str]:
 
 WHEN = {
     "handlers installed": lambda p: catches(p.pid, signal.SIGTERM),
-    "onnxruntime loading": lambda p: has_mapped(p.pid, "onnxruntime_pybind11_state"),
+    # the CPU engine sr-run's auto picks: onnxruntime, or OpenVINO where installed
+    "onnxruntime loading": lambda p: has_mapped(p.pid, "onnxruntime_pybind11_state") or has_mapped(p.pid, "_pyopenvino"),
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sr_runtime import signals
 from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, resolve_info, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, read_onnx_metadata
@@ -39,6 +40,7 @@ def _import_ov() -> Any:
     try:
         import openvino as ov
     except ImportError:
+        signals.check()  # Ctrl-C during the import surfaces as ImportError (pybind11): not "not installed"
         raise MissingExtraError("openvino", "openvino", "running ONNX models on OpenVINO") from None
     return ov
 
