@@ -38,7 +38,10 @@ class NotLoadable(ModelFileError):
 
 def _import_ov() -> Any:
     try:
-        import openvino as ov
+        # a signal inside the import leaves OpenVINO half-initialised and the process hanging at exit
+        # (measured): it is held back and raised once the import is done
+        with signals.deferred():
+            import openvino as ov
     except ImportError:
         signals.check()  # Ctrl-C during the import surfaces as ImportError (pybind11): not "not installed"
         raise MissingExtraError("openvino", "openvino", "running ONNX models on OpenVINO") from None
