@@ -41,8 +41,9 @@ class VsMlrtOv:
 
     def __init__(self, onnx: str | Path, frame: tuple[int, int], scale: int, tile: int = 0, overlap: int = 0,
                  threads: int = 0) -> None:
-        import openvino as ov
+        from sr_runtime.backends.openvino import import_openvino
 
+        ov = import_openvino()  # vs-mlrt's plugin is C++: no Python converter or telemetry import either
         h, w = frame
         self.scale = scale
         self.overlap = overlap if tile else 0

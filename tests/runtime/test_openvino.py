@@ -14,7 +14,8 @@ from sr_runtime.backends.base import Backend
 from sr_runtime.errors import MissingExtraError, SrError
 from sr_runtime.info import ModelInfo
 
-ov = pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install -e '.[openvino]'")
+if importlib.util.find_spec("openvino") is None:
+    pytest.skip("the openvino extra is not installed: pip install -e '.[openvino]'", allow_module_level=True)
 
 from sr_runtime.backends import openvino as ovb  # noqa: E402 - after the skip
 
@@ -134,6 +135,17 @@ def test_missing_extra_names_it(monkeypatch, onnx_model):
     with pytest.raises(SrError, match="hint"):
         monkeypatch.setattr(builtins, "__import__", real)
         ovb.OpenVinoBackend(onnx_model("SRVGGNetCompact"), hint="fast")  # type: ignore[arg-type]
+
+
+def test_openvino_import_sends_nothing(tmp_path):
+    """sr-run's import of OpenVINO leaves its model converter (and its telemetry thread and fork) out."""
+    import subprocess
+    import sys
+
+    code = ("import threading, sys; from sr_runtime.backends.openvino import import_openvino; ov = import_openvino(); "
+            "ov.Core(); print(len(threading.enumerate()), 'openvino.tools.ovc' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["1", "False"], r.stderr[-500:]
 
 
 def test_corrupt_and_foreign_models_fail_as_on_ort(tmp_path):
