@@ -180,7 +180,8 @@ def test_plan_has_unique_ids_and_the_listed_paths(tmp_path):
 
 def test_vsmlrt_peer_tiles_like_vsov_and_matches_ours():
     """The peer's tiled output equals its whole-image output where overlap >= radius, and ours."""
-    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    if importlib.util.find_spec("openvino") is None:  # not imported here: the backend imports it its own way
+        pytest.skip("the openvino extra is not installed")
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     from benchmarks.peers import VsMlrtOv
     from sr_runtime.api import Upscaler
