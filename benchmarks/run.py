@@ -821,9 +821,10 @@ def worker_main(spec_json: str) -> int:
 # =========================================================================== the run
 def cli_argv(inp: str, out: str, model: str, tile: int | None, pad: int | None, batch: int | None, threads: int,
              backend: str | None = "ort") -> list[str]:
-    """sr-run's command line for one job (flags of sr_runtime/cli.py); None leaves a flag at sr-run's default."""
+    """sr-run's command line for one job (flags of sr_runtime/cli.py); None leaves a flag at sr-run's default.
+    ``--overwrite``: a file OUT left by an earlier run is replaced (refused otherwise)."""
     flags = {"--tile": tile, "--tile-pad": pad, "--batch": batch, "--backend": backend}
-    return [inp, out, "--model", model, "--threads", str(threads), "--pre-pad", str(PRE_PAD),
+    return [inp, out, "--model", model, "--threads", str(threads), "--pre-pad", str(PRE_PAD), "--overwrite",
             *[x for k, v in flags.items() if v is not None for x in (k, str(v))]]
 
 

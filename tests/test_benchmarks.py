@@ -178,6 +178,25 @@ def test_plan_has_unique_ids_and_the_listed_paths(tmp_path):
     assert "--model" in cli.args["argv"] and "--threads" in cli.args["argv"]
 
 
+def test_cli_jobs_rerun_into_an_existing_single_file(tmp_path):
+    """A second ``make bench`` writes the same single-file outputs again: sr-run must be told --overwrite."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    import cv2
+    from click.testing import CliRunner
+
+    from sr_runtime.cli import main
+    from tests.corpus.models import TINY_ONNX
+
+    img = tmp_path / "t.png"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    out = tmp_path / "o.png"
+    argv = run.cli_argv(str(img), str(out), str(TINY_ONNX), 0, 4, 1, 1)
+    for _ in range(2):
+        res = CliRunner().invoke(main, [*argv, "-q"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    assert out.is_file()
+
+
 def test_vsmlrt_peer_tiles_like_vsov_and_matches_ours():
     """The peer's tiled output equals its whole-image output where overlap >= radius, and ours."""
     if importlib.util.find_spec("openvino") is None:  # not imported here: the backend imports it its own way
