@@ -19,6 +19,8 @@ if importlib.util.find_spec("openvino") is None:
 
 from sr_runtime.backends import openvino as ovb  # noqa: E402 - after the skip
 
+pytestmark = pytest.mark.openvino  # --backend auto keeps its real choice here (tests/conftest.py)
+
 TOL_LEVELS = {"float32": 1}
 """Max |OpenVINO - ONNX Runtime| in 8-bit levels, fp32 (measured: 0 on the tiny models, 3.6e-6 raw on
 realesr-animevideov3)."""
