@@ -247,10 +247,11 @@ class Upscaler:
                           "Lower --tile-pad or rebuild the engine for larger tiles.")
         return max_tile, max(1, min(self.batch, int(mx[0])))
 
-    def _say(self, msg: str) -> None:
-        """Send a note to ``notify`` once per distinct message."""
-        if self.notify is not None and msg not in self._said:
-            self._said.add(msg)
+    def _say(self, msg: str, key: str | None = None) -> None:
+        """Send a note to ``notify`` once per distinct ``key`` (default: the message)."""
+        key = msg if key is None else key
+        if self.notify is not None and key not in self._said:
+            self._said.add(key)
             self.notify(msg)
 
     def _tile_for(self, h: int, w: int, max_tile: int | None, batch: int, reserved: int = 0, row_bytes: int = 0,
@@ -272,7 +273,7 @@ class Upscaler:
                          budget=max(1, budget), min_tile=MIN_TILE, max_tile=max_tile, row_bytes=row_bytes)
         if not quiet:
             self._say(f"--tile auto: {f'tile {tile}' if tile else 'whole image'} for {w}x{h} "
-                      f"(memory budget {max(1, budget) / 2**20:.0f} MB)")
+                      f"(memory budget {max(1, budget) / 2**20:.0f} MB)", key=f"tile auto {tile} {w}x{h}")
         return tile
 
     def plan(self, h: int, w: int, reserved: int = 0, *, row_bytes: int = 0, budget: int | None = None,

@@ -158,7 +158,7 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
     as_file = len(inputs) == 1 and names_file
     if not as_file and (names_file or (o.exists() and not o.is_dir())):
         what = "is an existing file" if o.exists() else f"has a file suffix ({o.suffix})"
-        raise SrError(f"OUT {what}, but IN has {len(inputs)} files",
+        raise SrError(f"OUT {what}, but IN has {len(inputs)} file{'' if len(inputs) == 1 else 's'}",
                       "Give a folder as OUT (each output is written there as <name>_<suffix>.<ext>).", o)
     as_file = as_file and o.suffix.lower() in IMAGE_SUFFIXES
     jobs: list[Job] = []

@@ -128,7 +128,7 @@ class PngRows(_Forward):
             reader.preamble()
         except Exception as exc:  # noqa: BLE001 - pypng raises several kinds; each is the file's fault
             self._file.close()
-            raise _png_error(exc, path) from None
+            raise _decode_error(exc, path) from None
         self._planes = int(reader.planes)
         self._dtype = np.dtype(">u2") if reader.bitdepth == 16 else np.dtype(np.uint8)
         self._iter = reader._iter_straight_packed(self._inflated(reader))  # the unfiltering of pypng's read()
@@ -154,7 +154,7 @@ class PngRows(_Forward):
             raise ImageError("cannot decode the image (the PNG data ends early)", "The file is corrupt.",
                              self.path) from None
         except Exception as exc:  # noqa: BLE001
-            raise _png_error(exc, self.path) from None
+            raise _decode_error(exc, self.path) from None
         a = np.frombuffer(row, self._dtype).reshape(self.width, self._planes)
         if self._planes == 1:
             return [a[:, 0].astype(self._dtype.newbyteorder("="))]
@@ -164,9 +164,11 @@ class PngRows(_Forward):
         self._file.close()
 
 
-def _png_error(exc: BaseException, path: Path) -> ImageError:
-    why = " ".join(str(exc).split())[:160]
-    return ImageError(f"cannot decode the image ({type(exc).__name__}: {why})", "The file is corrupt.", path)
+def _decode_error(exc: BaseException, path: Path) -> ImageError:
+    """One line for a decoder's exception (pypng's messages already start with their class name)."""
+    why, name = " ".join(str(exc).split()), type(exc).__name__
+    why = why if why.startswith(f"{name}:") else f"{name}: {why}"
+    return ImageError(f"cannot decode the image ({why[:180]})", "The file is corrupt.", path)
 
 
 class TiffRows(_Forward):
@@ -199,9 +201,7 @@ class TiffRows(_Forward):
                 data = fh.read(int(page.databytecounts[index]))
                 seg = page.decode(data, index, jpegtables=page.jpegtables)[0]
             except Exception as exc:  # noqa: BLE001 - tifffile and its codecs raise several kinds
-                why = " ".join(str(exc).split())[:160]
-                raise ImageError(f"cannot decode the image ({type(exc).__name__}: {why})", "The file is corrupt.",
-                                 self.path) from None
+                raise _decode_error(exc, self.path) from None
             x0 = j * self._seg_w
             w = min(self._seg_w, self.width - x0)
             out[:, x0:x0 + w] = seg.reshape(seg.shape[-3:])[:n, :w]

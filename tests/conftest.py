@@ -60,7 +60,7 @@ def _auto_cpu_backend(request, monkeypatch) -> None:
 
     Measured 2026-12-03: with OpenVINO 2026.4 compiled in many earlier tests, the pytest process (which also
     holds torch, onnxruntime and Ray threads) died with SIGSEGV in a later test that only waits on a ``torchrun``
-    subprocess (tests/train/test_ddp.py), 2 of 2 full runs; with OpenVINO kept to its own tests, 0 of N. An
+    subprocess (tests/train/test_ddp.py), in 3 of 3 runs; with OpenVINO kept to its own tests the runs pass. An
     ``sr-run`` process does not mix these; subprocess tests (the corpus, the CLI) still take auto's real choice.
     """
     if request.node.get_closest_marker("openvino") is None:

@@ -146,6 +146,7 @@ def test_default_pad_notes_and_warnings():
     up = Upscaler(FakeBackend(scale=2), tile="auto", max_memory="1G", notify=msgs.append)
     up.plan(200, 300)
     up.plan(200, 300)
+    up.plan(200, 300, reserved=2**20)  # a video's second call: another budget, the same choice, no second note
     assert msgs == ["--tile auto: whole image for 300x200 (memory budget 1024 MB)"]
     msgs.clear()
     up = Upscaler(FakeBackend(scale=2), tile=8, tile_pad=30, notify=msgs.append)

@@ -5,6 +5,7 @@ interrupted streamed run leaves nothing behind."""
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -238,3 +239,13 @@ def test_bands_are_the_plan_row_by_row():
         got = [(t.src.shift(b.y0, 0), t.core.shift(b.y0, 0)) for b in plan_bands(h, w, settings) for t in b.plan.tiles]
         assert got == [(t.src, t.core) for t in plan.tiles], (h, w, settings)
         assert {b.window for b in plan_bands(h, w, settings)} == {plan.window}
+
+
+def test_decoder_errors_name_their_class_once():
+    import png
+
+    from sr_runtime.stream import _decode_error
+
+    line = _decode_error(png.FormatError("Wrong size for decompressed IDAT chunk."), Path("x.png")).one_line()
+    assert "(FormatError: Wrong size" in line and "FormatError: FormatError" not in line
+    assert "(ValueError: bad)" in _decode_error(ValueError("bad"), Path("x.png")).one_line()
