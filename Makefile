@@ -28,7 +28,7 @@ lint: $(VENV)/.installed
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
-# `make bench`: our paths against the upstream algorithm (benchmarks/run.py, ~15 min on 2 cores) into
+# `make bench`: our paths against the upstream algorithm (benchmarks/run.py, ~30 min on 2 cores with the peers) into
 # benchmarks/results/; `make bench QUICK=1` is a ~1 minute smoke run (results/quick/). The plot needs the
 # [bench] extra (matplotlib); without it the Markdown table is still written. Report: docs/benchmarks.md.
 # Then benchmarks/bigimage.py (memory and time against image size, docs/big-images.md): BIG=0 skips it, SLOW=1

@@ -272,3 +272,15 @@ def test_int8_report_renders_quality_frontier_and_speed():
     md = to_markdown(report)
     assert "(**-0.020 dB**)" in md and "| naive | 44.40 | 49 |" in md and "| ONNX Runtime | int8 | 1.00 |" in md
     assert "3.00x" in md
+
+
+def test_cold_folder_runs_interleave_and_keep_the_best_of_their_rounds():
+    job = lambda m, p, i: run.Job(f"{m}/{p}/{i}", m, p, i, "cli", {})  # noqa: E731
+    jobs = [job("-", "probe", "-"), job("A", "x", "photo"), job("A", "u", "photos"), job("A", "v", "photos"),
+            job("B", "u", "photos")]
+    order = [j.id for j in run.interleave_rounds(jobs, 2)]
+    assert order == ["-/probe/-", "A/x/photo", "A/u/photos", "A/v/photos", "A/u/photos", "A/v/photos",
+                     "B/u/photos", "B/u/photos"]
+    res = lambda t, rss: {"seconds": t, "times": [t], "rss_peak_mb": rss, "foreign_cpu_s": 0.0}  # noqa: E731
+    merged = run.add_round(run.add_round(res(5.0, 100), res(4.0, 120)), {"error": "killed"})
+    assert merged["times"] == [5.0, 4.0] and merged["seconds"] == 4.0 and merged["rss_peak_mb"] == 120
