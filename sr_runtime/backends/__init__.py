@@ -57,8 +57,8 @@ def open_backend(
     """Open an exported model with the requested backend.
 
     ``auto``: a ``.engine``/``.plan`` runs on TensorRT; an ``.onnx`` on ONNX Runtime with CUDA when the
-    installed onnxruntime can use a GPU, else on the CPU with the fastest installed backend: OpenVINO (measured
-    1.4-2x ONNX Runtime's speed on the same ONNX, docs/benchmarks.md), else ONNX Runtime. ``ort``: ONNX Runtime
+    installed onnxruntime can use a GPU, else on the CPU with the fastest installed backend: OpenVINO (faster
+    than ONNX Runtime on the same ONNX for 3 of 4 model sizes measured, docs/benchmarks.md), else ONNX Runtime. ``ort``: ONNX Runtime
     on the CPU. ``openvino``: OpenVINO on the CPU (bf16 with ``fp16`` where the CPU reports BF16). ``ort-cuda``:
     ONNX Runtime's CUDA provider (an error if it is unavailable). ``trt``: a TensorRT engine; given an
     ``.onnx`` the engine is built on first use into a cache (see :mod:`sr_runtime.backends.trt.cache`) for
@@ -129,8 +129,8 @@ def open_backend(
 
 
 def _fastest_cpu(path: Path, threads: int | None, fp16: bool, scale: int | None) -> Backend:
-    """``auto`` on the CPU: OpenVINO when installed (measured 1.4-2x ONNX Runtime's speed on the same ONNX on
-    an AMD EPYC, docs/benchmarks.md), else ONNX Runtime; a model OpenVINO cannot load runs on ONNX Runtime."""
+    """``auto`` on the CPU: OpenVINO when installed (faster than ONNX Runtime on the same ONNX for 3 of 4 model
+    sizes on an AMD EPYC, docs/benchmarks.md), else ONNX Runtime; a model OpenVINO cannot load runs on ONNX Runtime."""
     from sr_runtime.backends import openvino
     from sr_runtime.backends.ort import OrtBackend
 
