@@ -141,6 +141,17 @@ class BackendBase:
     def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - every backend overrides it
         raise NotImplementedError
 
+    def _engine_input(self, batch: np.ndarray, is_open: bool, dtype: type = np.float32) -> np.ndarray:
+        """``batch`` checked against the model (:func:`check_batch`) and cast to the graph's input ``dtype``.
+
+        Raises:
+            SrError: the backend is closed (``is_open`` false) or the batch has a bad shape.
+        """
+        if not is_open:
+            raise SrError("the backend is closed", "", self.path)
+        x = check_batch(batch, self.info, str(self.path))
+        return x if dtype is np.float32 else x.astype(dtype)
+
     def close(self) -> None:  # pragma: no cover - every backend overrides it
         raise NotImplementedError
 

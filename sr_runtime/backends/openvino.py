@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sr_runtime import signals
-from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, resolve_info, run_error
+from sr_runtime.backends.base import BackendBase, Shape, is_oom_message, resolve_info, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, read_onnx_metadata
 from sr_runtime.probe import TensorSpec
@@ -205,11 +205,7 @@ class OpenVinoBackend(BackendBase):
             OutOfMemory: OpenVINO failed to allocate memory.
             SrError: the backend is closed, the batch has a bad shape, or inference failed.
         """
-        if self._request is None:
-            raise SrError("the backend is closed", "", self.path)
-        x = check_batch(batch, self.info, str(self.path))
-        if self._io_dtype is not np.float32:
-            x = x.astype(self._io_dtype)
+        x = self._engine_input(batch, self._request is not None, self._io_dtype)
         try:
             with self._lock:
                 self._request.infer({self._in: x})

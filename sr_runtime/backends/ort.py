@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sr_runtime import signals
-from sr_runtime.backends.base import BackendBase, Shape, check_batch, is_oom_message, resolve_info, run_error
+from sr_runtime.backends.base import BackendBase, Shape, is_oom_message, resolve_info, run_error
 from sr_runtime.errors import MissingExtraError, ModelFileError, OutOfMemory, SrError
 from sr_runtime.info import ModelInfo, check_model_path
 from sr_runtime.probe import TensorSpec
@@ -179,11 +179,7 @@ class OrtBackend(BackendBase):
             OutOfMemory: ONNX Runtime failed to allocate memory.
             SrError: the backend is closed, the batch has a bad shape, or inference failed.
         """
-        if self._session is None:
-            raise SrError("the backend is closed", "", self.path)
-        x = check_batch(batch, self.info, str(self.path))
-        if self._io_dtype is not np.float32:
-            x = x.astype(self._io_dtype)
+        x = self._engine_input(batch, self._session is not None, self._io_dtype)
         try:
             # InferenceSession.run is thread-safe, but one run at a time keeps peak memory at one batch.
             with self._lock:
