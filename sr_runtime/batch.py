@@ -533,18 +533,25 @@ class _Batch:
             self.stream(job, got)
             return
         image: LoadedImage = got
+        done = self.attempt(job, lambda bar: self.enhance(image.pixels, self.opts.outscale,
+                                                          self.opts.alpha_upsampler, bar))
+        if done is not None:
+            out, mode = done
+            self.writeq.put(_Upscaled(job, out, mode, image.pixels.shape[0] * image.pixels.shape[1]))
+
+    def attempt(self, job: Job, work: Callable[[Any], Any]) -> Any:
+        """``work(tile_bar)`` with a tile progress bar (None when tile bars are off); a failure is reported for
+        ``job`` and gives None, so one bad file does not stop the batch (Ctrl-C does)."""
         tiles = _TileBar()
         try:
-            out, mode = self.enhance(image.pixels, self.opts.outscale, self.opts.alpha_upsampler,
-                                     tiles if self.tile_progress else None)
+            return work(tiles if self.tile_progress else None)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the batch
             self.fail(job, exc)
-            return
+            return None
         finally:
             tiles.close()
-        self.writeq.put(_Upscaled(job, out, mode, image.pixels.shape[0] * image.pixels.shape[1]))
 
     def stream(self, job: Job, plan: Any) -> None:
         """A streamed job (:meth:`sr_runtime.bigimage.ImagePlanner.run_streamed`): the encoder runs in its own
@@ -554,16 +561,9 @@ class _Batch:
         dst = Path(output_path(job, "RGBA" if plan.header.channels in (2, 4) else "RGB"))
         for note in planner.notes(job.src, plan):
             self.say(note)
-        tiles = _TileBar()
-        try:
-            notes = planner.run_streamed(job.src, dst, plan, tiles if self.tile_progress else None)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            self.fail(job, exc)
+        notes = self.attempt(job, lambda bar: planner.run_streamed(job.src, dst, plan, bar))
+        if notes is None:
             return
-        finally:
-            tiles.close()
         for note in notes:
             self.say(f"{dst}: {note}")
         self.tally.wrote(dst, plan.header.pixels)
