@@ -162,19 +162,27 @@ def plan_jobs(inputs: list[Path], out: str | Path, *, suffix: str = "out", ext: 
                       "Give a folder as OUT (each output is written there as <name>_<suffix>.<ext>).", o)
     as_file = as_file and o.suffix.lower() in IMAGE_SUFFIXES
     jobs: list[Job] = []
-    seen: dict[Path, Path] = {}
+    seen: dict[str, Path] = {}
     for src in inputs:
         job = (_video_job(src, o, suffix, len(inputs) == 1) if is_video(src)
                else _image_job(src, o, as_file, suffix, ext))
-        dst = job.dst
-        if _real(dst) == _real(src):
-            raise SrError("the output would overwrite the input", "Use another OUT folder or a --suffix.", src)
-        if _real(dst) in seen:
-            raise SrError(f"{seen[_real(dst)].name} and {src.name} would both be written to {dst}",
-                          "Use --ext to keep formats apart or rename one of them.", src)
-        seen[_real(dst)] = src
+        claim_output(seen, src, job.dst, _real(src), _real(job.dst))
         jobs.append(job)
     return jobs
+
+
+def claim_output(seen: dict[str, Any], src: Any, dst: Any, src_key: str, dst_key: str) -> None:
+    """Record that ``src`` writes ``dst`` (``*_key``: their canonical names) in ``seen``.
+
+    Raises:
+        SrError: the output would overwrite its input, or another input already writes it.
+    """
+    if dst_key == src_key:
+        raise SrError("the output would overwrite the input", "Use another OUT folder or a --suffix.", src)
+    if dst_key in seen:
+        raise SrError(f"{seen[dst_key].name} and {src.name} would both be written to {dst}",
+                      "Use --ext to keep formats apart or rename one of them.", src)
+    seen[dst_key] = src
 
 
 def folder_job(src: PurePath, out: PurePath, *, suffix: str = "out", ext: str = "auto", video: bool = False) -> Job:

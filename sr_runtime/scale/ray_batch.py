@@ -42,6 +42,7 @@ from sr_runtime.batch import (
     BatchResult,
     Job,
     check_writable_folder,
+    claim_output,
     error_line,
     folder_job,
     note_writer,
@@ -136,12 +137,7 @@ def plan_rows(inp: str | Path, out: str | Path, opts: RunOptions) -> list[dict[s
         video = _probe_video(src) if src.local else PurePosixPath(src.path).suffix.lower() in VIDEO_SUFFIXES
         job = folder_job(PurePosixPath(src.name), PurePosixPath(), suffix=opts.suffix, ext=opts.ext, video=video)
         dst = folder.child(job.dst.name)
-        if str(dst) == str(src):
-            raise SrError("the output would overwrite the input", "Use another OUT folder or a --suffix.", src)
-        if str(dst) in seen:
-            raise SrError(f"{seen[str(dst)].name} and {src.name} would both be written to {dst}",
-                          "Use --ext to keep formats apart or rename one of them.", src)
-        seen[str(dst)] = src
+        claim_output(seen, src, dst, str(src), str(dst))
         rows.append(_row(src, dst, video, job.auto_ext))
     if folder.local:
         clean_stale_outputs([Job(Path(r["src"]), Path(r["dst"])) for r in rows])
