@@ -13,7 +13,7 @@ import argparse
 import json
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,19 +217,27 @@ def _mark(r: Row) -> str:
     return " ⚠" if share is not None and share > DISTURBED else ""
 
 
+def _ok_rows(ctx: Context, m: str, paths: Iterable[str], kind: str, lines: list[str]) -> Iterator[tuple[str, Row]]:
+    """The rows of model `m` on `paths` that ran; a failed one becomes a "failed:" line in `lines` (as many
+    cells as the table's separator line), a missing one is skipped."""
+    blanks = " |" * (lines[1].count("|") - 4)
+    for p in paths:
+        r = ctx.row(m, p, kind)
+        if r is None:
+            continue
+        if r.error:
+            lines.append(f"| {m} | {PATH_LABELS[p]} | failed: {r.error[:80]} |{blanks}")
+            continue
+        yield p, r
+
+
 def photo_table(ctx: Context) -> list[str]:
     lines = ["| model | path | s / image | input MP/s | × ref whole | × ref tiled | model s | executed / image px | "
              "model GFLOP/s | % peak | peak RSS MB | max abs diff vs ref (8-bit) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in ctx.models:
         r0, rt = ctx.row(m, "ref-t0", "photo"), ctx.row(m, "ref-tiled", "photo")
-        for p in PHOTO_PATHS:
-            r = ctx.row(m, p, "photo")
-            if r is None:
-                continue
-            if r.error:
-                lines.append(f"| {m} | {PATH_LABELS[p]} | failed: {r.error[:80]} | | | | | | | | | |")
-                continue
+        for p, r in _ok_rows(ctx, m, PHOTO_PATHS, "photo", lines):
             useful, frac = ctx.gflops(r)
             over = r.executed_pixels / (r.megapixels * 1e6) if r.executed_pixels and r.megapixels else None
             lines.append(
@@ -247,13 +255,7 @@ def folder_table(ctx: Context) -> list[str]:
         ref = ctx.row(m, "ref-folder", "folder")
         st = ctx.cli_startup(m)
         start = st.seconds if st else None
-        for p in FOLDER_PATHS:
-            r = ctx.row(m, p, "folder")
-            if r is None:
-                continue
-            if r.error:
-                lines.append(f"| {m} | {PATH_LABELS[p]} | failed: {r.error[:80]} | | | | | | | |")
-                continue
+        for p, r in _ok_rows(ctx, m, FOLDER_PATHS, "folder", lines):
             secs = r.model_seconds if p == "ort-folder-model" else r.seconds
             su = r.extra.get("startup_s") if p == "ref-folder" else (start if p == "cli-folder" else None)
             net = r.megapixels / (secs - su) if su is not None and secs and secs > su else None
@@ -273,13 +275,7 @@ def photos_table(ctx: Context) -> list[str]:
              "peak RSS MB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for m in ctx.models:
         ref, peer = ctx.row(m, "ref-photos-tiled", "photos"), ctx.row(m, "vsmlrt-whole", "photos")
-        for p in PHOTOS_PATHS:
-            r = ctx.row(m, p, "photos")
-            if r is None:
-                continue
-            if r.error:
-                lines.append(f"| {m} | {PATH_LABELS[p]} | failed: {r.error[:80]} | | | | | | |")
-                continue
+        for p, r in _ok_rows(ctx, m, PHOTOS_PATHS, "photos", lines):
             lines.append(f"| {m} | {PATH_LABELS[p]} | {r.provider} | {r.images} | {_f(r.seconds)}{_mark(r)} | "
                          f"{_f(r.mp_s, '{:.3g}')} | {_f(_ratio(ref, r))} | {_f(_ratio(peer, r))} | "
                          f"{_f(r.rss_mb, '{:.0f}')} |")
